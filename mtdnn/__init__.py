@@ -1,0 +1,1 @@
+"""MT-DNN reproducibility pipeline."""

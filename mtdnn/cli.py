@@ -1,0 +1,80 @@
+"""The `mtdnn` command: one verb per pipeline stage. Bad input exits 2 with a single-line message."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mtdnn.errors import MtdnnError
+
+log = logging.getLogger("mtdnn")
+COMMANDS: dict[str, tuple[Callable, Callable]] = {}
+
+
+def command(name: str, help: str):
+    """Register ``fn(args)`` under ``name``; the decorated ``add`` function declares its arguments."""
+
+    def wrap(add: Callable) -> Callable:
+        def register(run: Callable) -> Callable:
+            COMMANDS[name] = (add, run, help)
+            return run
+
+        return register
+
+    return wrap
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse's own code)
+        raise MtdnnError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mtdnn import commands  # noqa: F401  (registers the verbs)
+
+    parser = _Parser(prog="mtdnn", description="MT-DNN reproducibility pipeline")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, (add, run, help) in COMMANDS.items():
+        p = sub.add_parser(name, help=help, description=help)
+        add(p)
+        p.set_defaults(run=run)
+    return parser
+
+
+def _threads(n: int | None) -> None:
+    """One torch thread per job when Snakemake runs jobs side by side: oversubscription is ~4x slower."""
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+        os.environ.setdefault("OMP_NUM_THREADS", str(n))
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        args = build_parser().parse_args(argv)
+        if args.verbose:
+            logging.getLogger().setLevel(logging.DEBUG)
+        _threads(getattr(args, "threads", None))
+        return args.run(args) or 0
+    except MtdnnError as e:
+        print(f"mtdnn: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mtdnn: interrupted", file=sys.stderr)
+        return 130
+
+
+def existing_file(value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise MtdnnError(f"{value}: file not found")
+    return path

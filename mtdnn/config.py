@@ -1,0 +1,141 @@
+"""params.yaml: load with safe_load, validate against the JSON schema, then cross-check names.
+
+The stage configs handed to the trainer are frozen dataclasses; the raw validated dict is what
+Snakemake and DVC see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from mtdnn.encoders import ALIASES
+from mtdnn.errors import MtdnnError
+from mtdnn.tasks import TaskSpec, load_tasks
+
+PARAMS = "params.yaml"
+
+
+def schema() -> dict:
+    text = (resources.files("mtdnn") / "schemas" / "params.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def read_yaml(path: str | Path) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise MtdnnError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise MtdnnError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+
+
+def _key(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
+
+
+def validate(params: Any, source: str = PARAMS) -> dict:
+    """Schema first (types, ranges, unknown keys), then names (tasks, encoder, overlaps)."""
+    if not isinstance(params, dict):
+        raise MtdnnError(f"{source}: expected a mapping of sections")
+    validator = jsonschema.Draft202012Validator(schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(params))
+    if error is not None:
+        raise MtdnnError(f"{source}: {_key(error)}: {error.message}")
+    _check_names(params, source)
+    return params
+
+
+def _check_names(params: dict, source: str) -> None:
+    tasks = load_tasks(params["data"].get("task_files", []))
+    enc = params["encoder"]
+    if enc not in ALIASES and not Path(enc).is_dir():
+        raise MtdnnError(
+            f"{source}: encoder: unknown alias '{enc}' (expected one of {', '.join(ALIASES)})"
+        )
+    named = [("mtl.tasks", t) for t in params["mtl"]["tasks"]]
+    named += [("finetune.tasks", t) for t in params["finetune"]["tasks"]]
+    named += [("finetune.per_task", t) for t in params["finetune"].get("per_task", {})]
+    named += [("adapt.datasets", t) for t in params["adapt"]["datasets"]]
+    named += [("data.sources", t) for t in params["data"]["sources"]]
+    for key, name in named:
+        if name not in tasks:
+            raise MtdnnError(f"{source}: {key}: unknown task '{name}'")
+    overlap = set(params["mtl"]["tasks"]) & set(params["adapt"]["datasets"])
+    if overlap:
+        raise MtdnnError(
+            f"{source}: adapt.datasets: '{sorted(overlap)[0]}' is also in mtl.tasks; "
+            "domain-adaptation targets must be held out of multi-task training"
+        )
+
+
+def load_params(path: str | Path = PARAMS) -> dict:
+    return validate(read_yaml(path), str(path))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Knobs for one training run (multi-task, fine-tuning or adaptation)."""
+
+    optimizer: str = "adamw"
+    lr: float = 5e-5
+    batch_size: int = 32
+    grad_accum: int = 1
+    epochs: float = 3.0
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    clip_norm: float | None = 1.0
+    dropout: float | None = None  # None: the task's own (0.1; MNLI 0.3; CoLA 0.05)
+    head: str = "linear"
+    keep_head: bool = True
+    san_steps: int = 5
+    prediction_dropout: float = 0.1
+    ranking_gamma: float = 1.0
+    sampler: str = "algorithm1"
+    temperature: float = 1.0
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    eval_batch_size: int = 128
+    eval_each_epoch: bool = True
+    best_metric: str = "primary"
+    precision: str = "auto"
+    compile: bool = False
+    group_by_length: bool = True
+    checkpoint_every: int | None = None
+    data_seed: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise MtdnnError(f"train config: unknown key '{unknown[0]}'")
+        return cls(**d)
+
+    def with_overrides(self, **kw: Any) -> TrainConfig:
+        return replace(self, **kw)
+
+
+_STAGE_ONLY = {"tasks", "per_task", "datasets", "sizes", "seeds", "eval_splits", "threads", "nproc"}
+
+
+def stage_config(params: dict, stage: str, task: str | None = None) -> dict:
+    """The flat knob dict of one stage (plus a task's overrides): what a rule passes to the CLI."""
+    section = params[stage]
+    knobs = {k: v for k, v in section.items() if k not in _STAGE_ONLY}
+    if task is not None:
+        knobs |= section.get("per_task", {}).get(task, {})
+    return knobs | {"data_seed": params["data"].get("data_seed", 0)}
+
+
+def task_specs(params: dict) -> dict[str, TaskSpec]:
+    return load_tasks(params["data"].get("task_files", []))

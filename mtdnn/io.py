@@ -1,0 +1,111 @@
+"""Atomic file writes and checksums: a failed job must never leave a file that looks complete."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mtdnn.errors import MtdnnError
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_json(obj: Any) -> str:
+    """Stable hash of a JSON-able object (sorted keys), used for params hashes."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _check_writable(dest: Path) -> None:
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MtdnnError(f"{dest}: cannot create output directory ({e.strerror})") from None
+    if not os.access(dest.parent, os.W_OK):
+        raise MtdnnError(f"{dest}: output directory is not writable")
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temp path beside ``dest``; rename it onto ``dest`` only if the block succeeds.
+
+    Same directory => same filesystem => ``os.replace`` is atomic. The file is fsynced first so a
+    crash right after the rename cannot expose an empty file.
+    """
+    dest = Path(dest)
+    _check_writable(dest)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        if tmp_path.is_file():
+            with open(tmp_path, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp_path, dest)
+    except OSError as e:
+        _remove(tmp_path)
+        raise MtdnnError(f"{dest}: write failed ({e.strerror or e})") from None
+    except BaseException:
+        _remove(tmp_path)
+        raise
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def write_text(dest: str | os.PathLike, text: str) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(dest: str | os.PathLike, obj: Any) -> None:
+    write_text(dest, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MtdnnError(f"{path}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise MtdnnError(f"{path}: not valid JSON ({e})") from None
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
+    """Build a directory beside ``dest`` and swap it in only when complete."""
+    dest = Path(dest)
+    _check_writable(dest)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        yield tmp
+        old = dest.with_name(f".{dest.name}.old")
+        _remove(old)
+        if dest.exists():
+            os.replace(dest, old)
+        os.replace(tmp, dest)
+        _remove(old)
+    except OSError as e:
+        _remove(tmp)
+        raise MtdnnError(f"{dest}: write failed ({e.strerror or e})") from None
+    except BaseException:
+        _remove(tmp)
+        raise

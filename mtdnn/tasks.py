@@ -1,0 +1,249 @@
+"""Tasks are data: YAML blocks parsed into frozen dataclasses. Unknown keys or values fail at load."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from mtdnn.errors import MtdnnError
+
+METRICS = ("accuracy", "f1", "mcc", "pearson", "spearman")
+CANONICAL_COLUMNS = ("uid", "text_a", "text_b", "label", "group")
+FORMATS = ("tsv", "csv", "jsonl", "parquet")
+
+
+class TaskType(str, enum.Enum):
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+    RANKING = "ranking"
+
+
+class HeadKind(str, enum.Enum):
+    LINEAR = "linear"
+    SAN = "san"
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """One split read from one file; ``columns`` maps canonical names to header names or indices."""
+
+    file: str
+    format: str = "tsv"
+    header: bool = True
+    columns: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    drop_labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    dir: str
+    splits: MappingProxyType  # split name -> FileSource
+
+
+@dataclass(frozen=True)
+class HubSource:
+    path: str
+    name: str | None
+    columns: MappingProxyType
+    splits: MappingProxyType  # our split name -> Hub split name
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    type: TaskType
+    metrics: tuple[str, ...]
+    labels: tuple[str, ...] = ()
+    label_range: tuple[float, float] | None = None
+    primary_metric: str = ""
+    positive_label: str | None = None
+    dropout: float = 0.1
+    train_split: str | None = "train"
+    dev_splits: tuple[str, ...] = ("dev",)
+    test_splits: tuple[str, ...] = ("test",)
+    predict_with: str | None = None
+    local: LocalSource | None = None
+    hub: HubSource | None = None
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.labels) if self.type is TaskType.CLASSIFICATION else 1
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        head = (self.train_split,) if self.train_split else ()
+        return head + self.dev_splits + self.test_splits
+
+    @property
+    def head_task(self) -> str:
+        """The task whose head makes this task's predictions (AX uses MNLI's)."""
+        return self.predict_with or self.name
+
+
+_TASK_KEYS = {f.name for f in fields(TaskSpec)} - {"name"}
+_LOCAL_KEYS = {"dir", "splits", "format", "header", "columns", "drop_labels"}
+_FILE_KEYS = {f.name for f in fields(FileSource)}
+_HUB_KEYS = {"path", "name", "columns", "splits"}
+
+
+def _check_keys(block: dict, allowed: set[str], where: str) -> None:
+    if not isinstance(block, dict):
+        raise MtdnnError(f"{where}: expected a mapping, got {type(block).__name__}")
+    unknown = sorted(set(block) - allowed)
+    if unknown:
+        raise MtdnnError(
+            f"{where}: unknown field '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})"
+        )
+
+
+def _columns(cols: Any, where: str) -> MappingProxyType:
+    _check_keys(cols, set(CANONICAL_COLUMNS), f"{where}.columns")
+    if "text_a" not in cols:
+        raise MtdnnError(f"{where}.columns: 'text_a' is required")
+    return MappingProxyType(dict(cols))
+
+
+def _file_source(block: dict, defaults: dict, where: str) -> FileSource:
+    _check_keys(block, _FILE_KEYS, where)
+    merged = {k: v for k, v in defaults.items() if k in _FILE_KEYS - {"file"}} | block
+    if "file" not in merged:
+        raise MtdnnError(f"{where}: 'file' is required")
+    fmt = merged.get("format", "tsv")
+    if fmt not in FORMATS:
+        raise MtdnnError(f"{where}.format: unknown format '{fmt}' (expected one of {FORMATS})")
+    return FileSource(
+        file=str(merged["file"]),
+        format=fmt,
+        header=bool(merged.get("header", True)),
+        columns=_columns(merged.get("columns", {}), where),
+        drop_labels=tuple(str(x) for x in merged.get("drop_labels", ())),
+    )
+
+
+def parse_file_source(block: dict, where: str) -> FileSource:
+    """Parse a standalone file source (used by params' generic local sources)."""
+    return _file_source(block, {}, where)
+
+
+def _local(block: dict, where: str) -> LocalSource:
+    _check_keys(block, _LOCAL_KEYS, where)
+    splits = block.get("splits") or {}
+    parsed = {s: _file_source(b, block, f"{where}.splits.{s}") for s, b in splits.items()}
+    return LocalSource(dir=str(block.get("dir", "")), splits=MappingProxyType(parsed))
+
+
+def _hub(block: dict, splits: tuple[str, ...], where: str) -> HubSource:
+    _check_keys(block, _HUB_KEYS, where)
+    default_splits = {s: ("validation" if s == "dev" else s) for s in splits}
+    return HubSource(
+        path=str(block["path"]),
+        name=block.get("name"),
+        columns=_columns(block.get("columns", {}), where),
+        splits=MappingProxyType(dict(block.get("splits") or default_splits)),
+    )
+
+
+def _enum(cls: type[enum.Enum], value: Any, where: str) -> Any:
+    try:
+        return cls(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in cls)
+        raise MtdnnError(f"{where}: unknown value '{value}' (expected one of: {allowed})") from None
+
+
+def parse_task(name: str, block: dict, source: str = "<tasks>") -> TaskSpec:
+    """Parse and validate one YAML task block."""
+    where = f"{source}: {name}"
+    _check_keys(block, _TASK_KEYS, where)
+    ttype = _enum(TaskType, block.get("type"), f"{where}.type")
+    metrics = tuple(block.get("metrics") or ())
+    for m in metrics:
+        if m not in METRICS:
+            raise MtdnnError(f"{where}.metrics: unknown metric '{m}' (expected one of {METRICS})")
+    if not metrics:
+        raise MtdnnError(f"{where}.metrics: at least one metric is required")
+    labels = tuple(str(x) for x in block.get("labels") or ())
+    if ttype is not TaskType.REGRESSION and len(labels) < 2:
+        raise MtdnnError(f"{where}.labels: a {ttype.value} task needs at least two labels")
+    if len(set(labels)) != len(labels):
+        raise MtdnnError(f"{where}.labels: duplicate label")
+    primary = block.get("primary_metric", metrics[0])
+    if primary not in metrics:
+        raise MtdnnError(f"{where}.primary_metric: '{primary}' is not in metrics {metrics}")
+    dev_splits = tuple(block.get("dev_splits", ("dev",)))
+    test_splits = tuple(block.get("test_splits", ("test",)))
+    train_split = block.get("train_split", "train")
+    all_splits = ((train_split,) if train_split else ()) + dev_splits + test_splits
+    dropout = block.get("dropout", 0.1)
+    if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise MtdnnError(f"{where}.dropout: expected a number in [0, 1), got {dropout!r}")
+    rng = block.get("label_range")
+    return TaskSpec(
+        name=name,
+        type=ttype,
+        metrics=metrics,
+        labels=labels,
+        label_range=tuple(float(x) for x in rng) if rng else None,
+        primary_metric=primary,
+        positive_label=block.get("positive_label"),
+        dropout=float(dropout),
+        train_split=train_split,
+        dev_splits=dev_splits,
+        test_splits=test_splits,
+        predict_with=block.get("predict_with"),
+        local=_local(block["local"], f"{where}.local") if "local" in block else None,
+        hub=_hub(block["hub"], all_splits, f"{where}.hub") if "hub" in block else None,
+    )
+
+
+def _read_yaml(path: Path | str, text: str) -> dict:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise MtdnnError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise MtdnnError(f"{path}: expected a mapping of task name to task block")
+    return data
+
+
+def _builtin_files() -> list[tuple[str, str]]:
+    root = resources.files("mtdnn") / "tasks"
+    return sorted(
+        (f"mtdnn/tasks/{p.name}", p.read_text()) for p in root.iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def load_tasks(extra_files: list[str | Path] = ()) -> dict[str, TaskSpec]:
+    """Built-in tasks plus user YAML files. A duplicate name anywhere is an error."""
+    sources = _builtin_files()
+    for path in extra_files:
+        try:
+            sources.append((str(path), Path(path).read_text(encoding="utf-8")))
+        except OSError as e:
+            raise MtdnnError(f"{path}: cannot read task file ({e.strerror})") from None
+    tasks: dict[str, TaskSpec] = {}
+    for path, text in sources:
+        for name, block in _read_yaml(path, text).items():
+            if name in tasks:
+                raise MtdnnError(f"{path}: duplicate task name '{name}'")
+            tasks[name] = parse_task(str(name), block, path)
+    _check_references(tasks)
+    return tasks
+
+
+def _check_references(tasks: dict[str, TaskSpec]) -> None:
+    for t in tasks.values():
+        if t.predict_with and t.predict_with not in tasks:
+            raise MtdnnError(f"task {t.name}: predict_with names unknown task '{t.predict_with}'")
+
+
+def get_task(tasks: dict[str, TaskSpec], name: str) -> TaskSpec:
+    if name not in tasks:
+        raise MtdnnError(f"unknown task '{name}' (known: {', '.join(sorted(tasks))})")
+    return tasks[name]
