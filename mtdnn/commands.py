@@ -85,7 +85,7 @@ def _add_tokenize(p) -> None:
 )
 def tokenize(args) -> None:
     from mtdnn.encoders import resolve_encoder
-    from mtdnn.tokenize import tokenize_task
+    from mtdnn.tokenization import tokenize_task
 
     params = _params(args)
     task = get_task(_tasks(params), args.task)
@@ -107,7 +107,7 @@ def _add_profile(p) -> None:
     _add_profile
 )
 def profile(args) -> None:
-    from mtdnn.io import atomic_path
+    from mtdnn.fileio import atomic_path
 
     src = resources.files("mtdnn") / "profiles" / f"{args.name}.yaml"
     if not src.is_file():
@@ -138,3 +138,76 @@ def _add_tasks(p) -> None:
 def tasks(args) -> None:
     for t in _tasks(_params(args)).values():
         print(f"{t.name:10s} {t.type.value:15s} {','.join(t.metrics):20s} {' '.join(t.splits)}")
+
+
+def _train_args(p, multi: bool) -> None:
+    if multi:
+        p.add_argument("--tasks", required=True, help="comma-separated task names")
+    else:
+        p.add_argument("--task", required=True)
+        p.add_argument(
+            "--init",
+            dest="init_from",
+            type=Path,
+            help="MT-DNN checkpoint to start from (default: plain encoder)",
+        )
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--encoder", help="encoder alias (default: params encoder)")
+    p.add_argument("--max-len", type=int)
+    p.add_argument("--cfg", help="the stage's knobs as JSON (what the workflow passes)")
+    p.add_argument(
+        "--threads", type=int, help="torch threads (the workflow passes the job's threads)"
+    )
+    p.add_argument("--stop-after", type=int, help=argparse_suppress())
+    _params_arg(p)
+
+
+def argparse_suppress() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def _train_inputs(args, stage: str, task: str | None):
+    """(TrainConfig, encoder, max_len): --cfg JSON when given, else the params file's stage section."""
+    import json
+
+    from mtdnn.config import TrainConfig, stage_config
+
+    params = _params(args)
+    if args.cfg is not None:
+        try:
+            knobs = json.loads(args.cfg)
+        except json.JSONDecodeError as e:
+            raise MtdnnError(f"--cfg: invalid JSON ({e.msg})") from None
+    elif params is not None:
+        knobs = stage_config(params, stage, task)
+    else:
+        knobs = {}
+    enc = args.encoder or (params["encoder"] if params else "minilm")
+    max_len = args.max_len or (params["tokenize"]["max_len"] if params else 128)
+    return TrainConfig.from_dict(knobs), enc, max_len, params
+
+
+@command("train-mtl", "multi-task training (Algorithm 1) of the shared encoder and all heads")(
+    lambda p: _train_args(p, multi=True)
+)
+def train_mtl(args) -> None:
+    from mtdnn.runner import train
+
+    cfg, enc, max_len, params = _train_inputs(args, "mtl", None)
+    specs = _tasks(params)
+    tasks = [get_task(specs, t) for t in args.tasks.split(",") if t]
+    train(tasks, enc, max_len, cfg, args.seed, args.out, None, args.stop_after)
+
+
+@command(
+    "finetune", "fine-tune one task, from an MT-DNN checkpoint or the plain encoder (baseline)"
+)(lambda p: _train_args(p, multi=False))
+def finetune(args) -> None:
+    from mtdnn.runner import train
+
+    cfg, enc, max_len, params = _train_inputs(args, "finetune", args.task)
+    task = get_task(_tasks(params), args.task)
+    train([task], enc, max_len, cfg, args.seed, args.out, args.init_from, args.stop_after)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from mtdnn.canonical import read_file_records, to_canonical
 from mtdnn.errors import MtdnnError
+from mtdnn.fileio import atomic_dir, read_json, sha256_file, sha256_json, write_json
 from mtdnn.hub import load_hub_split
-from mtdnn.io import atomic_dir, read_json, sha256_file, sha256_json, write_json
 from mtdnn.sources import SplitOrigin, check_hub, glue_dir, resolve_split
 from mtdnn.tasks import FileSource, TaskSpec
 

@@ -111,9 +111,8 @@ class SANHead(nn.Module):
     def forward(
         self, hidden: Tensor, attention_mask: Tensor, segment_ids: Tensor | None = None
     ) -> Tensor:
-        step_logp = self.step_logits(hidden, attention_mask, segment_ids).log_softmax(
-            -1
-        )  # (B, K, C)
+        logits = self.step_logits(hidden, attention_mask, segment_ids)  # (B, K, C)
+        step_logp = logits.log_softmax(-1)
         mask = self.step_mask(hidden.size(0), step_logp)  # (B, K)
         # log(mean of kept p_k) via logsumexp, so tiny probabilities never underflow to log(0)
         kept = step_logp + mask.log().unsqueeze(-1)

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from mtdnn.data import MANIFEST
 from mtdnn.errors import MtdnnError
-from mtdnn.io import atomic_dir, read_json, sha256_file, sha256_json, write_json
+from mtdnn.fileio import atomic_dir, read_json, sha256_file, sha256_json, write_json
 from mtdnn.tasks import TaskSpec, TaskType
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,108 @@
+"""Tokenized splits held as flat numpy arrays; batches are padded to their own longest example."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mtdnn.errors import MtdnnError
+from mtdnn.tasks import TaskSpec, TaskType
+from mtdnn.tokenization import load_split
+
+
+@dataclass
+class TaskData:
+    """One split of one task. ``ids``/``types`` are concatenated token arrays cut by ``offsets``."""
+
+    task: TaskSpec
+    split: str
+    uids: np.ndarray
+    ids: np.ndarray
+    types: np.ndarray
+    offsets: np.ndarray
+    labels: np.ndarray
+    groups: np.ndarray | None = None
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, rows: np.ndarray) -> TaskData:
+        """Keep ``rows`` (in that order); the token arrays are re-packed so memory shrinks too."""
+        starts, sizes = self.offsets[rows], np.diff(self.offsets)[rows]
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        take = np.repeat(starts - offsets[:-1], sizes) + np.arange(offsets[-1])  # vectorised gather
+        groups = self.groups[rows] if self.groups is not None else None
+        return TaskData(
+            self.task,
+            self.split,
+            self.uids[rows],
+            self.ids[take],
+            self.types[take],
+            offsets,
+            self.labels[rows],
+            groups,
+        )
+
+
+def load_task_data(task: TaskSpec, tokenized_dir: Path, split: str) -> TaskData:
+    table = load_split(tokenized_dir, split)
+    ids_col, types_col = (
+        table["input_ids"].combine_chunks(),
+        table["token_type_ids"].combine_chunks(),
+    )
+    groups = table["group"].to_numpy() if "group" in table.column_names else None
+    return TaskData(
+        task=task,
+        split=split,
+        uids=np.asarray(table["uid"].to_pylist(), dtype=object),
+        ids=ids_col.values.to_numpy().astype(np.int64),
+        types=types_col.values.to_numpy().astype(np.int64),
+        offsets=ids_col.offsets.to_numpy().astype(np.int64),
+        labels=table["label"].to_numpy(),
+        groups=groups,
+    )
+
+
+def require_labels(data: TaskData, where: str) -> None:
+    missing = np.isnan(data.labels) if data.task.type is TaskType.REGRESSION else data.labels < 0
+    if missing.any():
+        raise MtdnnError(
+            f"{where}: {int(missing.sum())} rows have no label (an unlabelled test split?)"
+        )
+
+
+def cap_rows(n: int, cap: int | None, seed: int, task: str) -> np.ndarray:
+    """A fixed random subset of at most ``cap`` rows, the same for every training seed and init."""
+    if cap is None or cap >= n:
+        return np.arange(n)
+    rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
+    return np.sort(rng.choice(n, size=cap, replace=False))
+
+
+def collate(data: TaskData, rows: np.ndarray, pad_id: int = 0) -> dict[str, torch.Tensor]:
+    """Pad ``rows`` to their longest example: (B, T) ids, mask, token types, plus labels."""
+    starts, lengths = data.offsets[rows], data.offsets[rows + 1] - data.offsets[rows]
+    width = int(lengths.max())
+    cols = np.arange(width)
+    mask = cols[None, :] < lengths[:, None]  # (B, T)
+    flat = (starts[:, None] + cols[None, :])[mask]
+    ids = np.full(mask.shape, pad_id, dtype=np.int64)
+    types = np.zeros(mask.shape, dtype=np.int64)
+    ids[mask], types[mask] = data.ids[flat], data.types[flat]
+    batch = {
+        "input_ids": torch.from_numpy(ids),
+        "attention_mask": torch.from_numpy(mask.astype(np.int64)),
+        "token_type_ids": torch.from_numpy(types),
+        "labels": torch.from_numpy(data.labels[rows]),
+    }
+    if data.groups is not None:
+        batch["groups"] = torch.from_numpy(data.groups[rows])
+    return batch

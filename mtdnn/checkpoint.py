@@ -1,0 +1,119 @@
+"""Checkpoints: safetensors weights + JSON config, and a resumable trainer state. All writes atomic.
+
+Nothing here unpickles: optimizer tensors go to safetensors, everything else to JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from mtdnn.errors import MtdnnError
+from mtdnn.fileio import atomic_dir, read_json, write_json
+
+WEIGHTS, CONFIG, STATE, OPTIM = (
+    "model.safetensors",
+    "config.json",
+    "trainer_state.json",
+    "optimizer.safetensors",
+)
+FORMAT = "mtdnn-checkpoint-1"
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    # clone: tied or shared storages would otherwise be rejected by safetensors
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"format": FORMAT})
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise MtdnnError(f"{path}: checkpoint weights not found") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise MtdnnError(
+            f"{path}: unreadable safetensors file ({e}); truncated or corrupt?"
+        ) from None
+
+
+def read_config(ckpt: Path) -> dict:
+    cfg = read_json(ckpt / CONFIG)
+    if cfg.get("format") != FORMAT:
+        raise MtdnnError(f"{ckpt / CONFIG}: not an mtdnn checkpoint (format {cfg.get('format')!r})")
+    return cfg
+
+
+def write_model(directory: Path, model, config: dict) -> None:
+    save_weights(model, directory / WEIGHTS)
+    write_json(directory / CONFIG, config | {"format": FORMAT})
+
+
+def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, scalars = {}, {}
+    for pid, slots in state["state"].items():
+        for name, value in slots.items():
+            if torch.is_tensor(value):
+                tensors[f"{pid}.{name}"] = value.contiguous()
+            else:
+                scalars[f"{pid}.{name}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in list(tensors.items()) + list(meta["scalars"].items()):
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def rng_state() -> dict[str, torch.Tensor]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state |= {f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
+    return state
+
+
+def set_rng_state(state: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(state["torch"])
+    cuda = [state[k] for k in sorted(state) if k.startswith("cuda")]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def save_checkpoint(
+    dest: Path, model, config: dict, optimizer=None, scheduler=None, trainer: dict | None = None
+) -> None:
+    """Write a complete checkpoint directory, swapped in atomically (a kill leaves the old one)."""
+    with atomic_dir(dest) as tmp:
+        write_model(tmp, model, config)
+        if optimizer is not None:
+            tensors, meta = _flatten_optimizer(optimizer.state_dict())
+            tensors |= {f"rng.{k}": v for k, v in rng_state().items()}
+            save_file(tensors, str(tmp / OPTIM))
+            state = {"optimizer": meta, "scheduler": scheduler.state_dict(), "trainer": trainer}
+            write_json(tmp / STATE, state)
+
+
+def load_trainer_state(ckpt: Path, optimizer, scheduler) -> dict:
+    """Restore optimizer, scheduler and RNG; return the trainer's own position/bookkeeping."""
+    if not (ckpt / STATE).is_file() or not (ckpt / OPTIM).is_file():
+        raise MtdnnError(f"{ckpt}: missing trainer state ({STATE}/{OPTIM}); cannot resume")
+    meta = read_json(ckpt / STATE)
+    tensors = load_weights(ckpt / OPTIM)
+    rng = {k.removeprefix("rng."): v for k, v in tensors.items() if k.startswith("rng.")}
+    optim = {k: v for k, v in tensors.items() if not k.startswith("rng.")}
+    optimizer.load_state_dict(_unflatten_optimizer(optim, meta["optimizer"]))
+    scheduler.load_state_dict(meta["scheduler"])
+    set_rng_state(rng)
+    return meta["trainer"]
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True)

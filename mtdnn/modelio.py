@@ -1,0 +1,121 @@
+"""Build an MT-DNN model from a pre-trained encoder or from one of our checkpoints."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModel
+
+from mtdnn.checkpoint import CONFIG, WEIGHTS, load_weights, read_config
+from mtdnn.config import TrainConfig
+from mtdnn.errors import MtdnnError
+from mtdnn.model import MTDNN
+from mtdnn.tasks import HeadKind, TaskSpec, TaskType
+
+log = logging.getLogger(__name__)
+
+
+def model_options(tasks: list[TaskSpec], cfg: TrainConfig) -> dict:
+    """Constructor options recorded in the checkpoint so that it can be rebuilt exactly."""
+    own = [t for t in tasks if not t.predict_with]  # AX borrows MNLI's head
+    # SAN is the pairwise-classification answer module; every other task keeps a linear head
+    kinds = {t.name: "san" if cfg.head == "san" and _pairwise(t) else "linear" for t in own}
+    dropout = {t.name: cfg.dropout for t in own if cfg.dropout is not None}
+    return {
+        "head_kinds": kinds,
+        "dropout_override": dropout,
+        "san_steps": cfg.san_steps,
+        "prediction_dropout": cfg.prediction_dropout,
+    }
+
+
+def _pairwise(task: TaskSpec) -> bool:
+    if task.type is not TaskType.CLASSIFICATION:
+        return False
+    local = task.local.splits.values() if task.local else ()
+    hub = [task.hub] if task.hub else []
+    return any("text_b" in s.columns for s in [*local, *hub])
+
+
+def _build(encoder, tasks: list[TaskSpec], opts: dict) -> MTDNN:
+    kinds = {k: HeadKind(v) for k, v in opts["head_kinds"].items()}
+    return MTDNN(
+        encoder,
+        tasks,
+        head_kinds=kinds,
+        dropout_override=opts["dropout_override"],
+        san_steps=opts["san_steps"],
+        prediction_dropout=opts["prediction_dropout"],
+    )
+
+
+def from_pretrained(encoder_path: str, tasks: list[TaskSpec], opts: dict) -> MTDNN:
+    return _build(AutoModel.from_pretrained(encoder_path), tasks, opts)
+
+
+def _encoder_from_config(cfg: dict):
+    enc_cfg = AutoConfig.for_model(**cfg["encoder_config"])
+    return AutoModel.from_config(enc_cfg)
+
+
+def load_model(ckpt: Path, tasks: dict[str, TaskSpec]) -> tuple[MTDNN, dict]:
+    """Rebuild exactly the model saved in ``ckpt`` (no network, no pickles)."""
+    cfg = read_config(ckpt)
+    specs = [_spec(tasks, n, ckpt) for n in cfg["tasks"]]
+    model = _build(_encoder_from_config(cfg), specs, cfg["model_options"])
+    state = load_weights(ckpt / WEIGHTS)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise MtdnnError(
+            f"{ckpt / WEIGHTS}: weights do not match {ckpt / CONFIG} (missing {missing[:2]}, unexpected {unexpected[:2]})"
+        )
+    return model, cfg
+
+
+def _spec(tasks: dict[str, TaskSpec], name: str, ckpt: Path) -> TaskSpec:
+    if name not in tasks:
+        raise MtdnnError(f"{ckpt / CONFIG}: checkpoint task '{name}' is not a known task")
+    return tasks[name]
+
+
+def init_from_checkpoint(
+    ckpt: Path, tasks: list[TaskSpec], opts: dict, encoder: str, keep_head: bool
+) -> MTDNN:
+    """Fine-tuning start: the checkpoint's shared encoder, and its head for a task when asked and compatible."""
+    cfg = read_config(ckpt)
+    if cfg["encoder"] != encoder:
+        raise MtdnnError(
+            f"{ckpt}: checkpoint was trained with encoder '{cfg['encoder']}', not '{encoder}'"
+        )
+    model = _build(_encoder_from_config(cfg), tasks, opts)
+    state = load_weights(ckpt / WEIGHTS)
+    model.load_encoder_state({k: v for k, v in state.items() if not k.startswith("heads.")})
+    for t in tasks:
+        _maybe_keep_head(
+            model,
+            state,
+            t.name,
+            keep_head
+            and cfg["model_options"]["head_kinds"].get(t.name) == opts["head_kinds"].get(t.name),
+        )
+    return model
+
+
+def _maybe_keep_head(model: MTDNN, state: dict, task: str, keep: bool) -> None:
+    prefix = f"heads.{task}."
+    head_state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    if keep and head_state and task in model.heads:
+        model.heads[task].load_state_dict(head_state)
+        log.info("%s: head kept from the multi-task checkpoint", task)
+    else:
+        log.info("%s: head freshly initialised", task)
+
+
+def encoder_config(model: MTDNN) -> dict:
+    return model.encoder.config.to_dict()
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
