@@ -71,8 +71,16 @@ def load_task_data(task: TaskSpec, tokenized_dir: Path, split: str) -> TaskData:
     )
 
 
+def _missing_labels(data: TaskData) -> np.ndarray:
+    return np.isnan(data.labels) if data.task.type is TaskType.REGRESSION else data.labels < 0
+
+
+def is_labelled(data: TaskData) -> bool:
+    return not _missing_labels(data).any()
+
+
 def require_labels(data: TaskData, where: str) -> None:
-    missing = np.isnan(data.labels) if data.task.type is TaskType.REGRESSION else data.labels < 0
+    missing = _missing_labels(data)
     if missing.any():
         raise MtdnnError(
             f"{where}: {int(missing.sum())} rows have no label (an unlabelled test split?)"

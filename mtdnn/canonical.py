@@ -101,9 +101,11 @@ def _score(task: TaskSpec, raw, loc: str) -> float:
         value = float(raw)
     except (TypeError, ValueError):
         raise MtdnnError(f"{loc}: score '{raw}' is not a number for task {task.name}") from None
-    if math.isnan(value):
-        raise MtdnnError(f"{loc}: score is NaN for task {task.name}")
     lo, hi = task.label_range or (-math.inf, math.inf)
+    if math.isnan(value):
+        raise MtdnnError(
+            f"{loc}: score is NaN; expected a number in [{lo}, {hi}] for task {task.name}"
+        )
     if not lo <= value <= hi:
         raise MtdnnError(f"{loc}: score {value} outside [{lo}, {hi}] for task {task.name}")
     return value

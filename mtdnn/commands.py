@@ -61,8 +61,16 @@ def prepare(args) -> None:
         s: parse_file_source(b, f"{where}.{s}")
         for s, b in data["sources"].get(task.name, {}).items()
     }
+    glue = data["glue_dir"]
+    if args.glue_dir:  # a deliberate command-line path: may be relative and lie outside the project
+        if not Path(args.glue_dir).is_dir():
+            raise MtdnnError(
+                f"--glue-dir {args.glue_dir}: directory not found "
+                "(expected the GLUE layout, e.g. RTE/train.tsv)"
+            )
+        glue = str(Path(args.glue_dir).resolve())
     out = args.out or paths.canonical_dir(task.name)
-    manifest = prepare_task(task, out, args.glue_dir or data["glue_dir"], overrides)
+    manifest = prepare_task(task, out, glue, overrides)
     rows = ", ".join(f"{s} {v['rows']}" for s, v in manifest["splits"].items())
     log.info("%s → %s: %s", task.name, out, rows)
 
@@ -211,3 +219,128 @@ def finetune(args) -> None:
     cfg, enc, max_len, params = _train_inputs(args, "finetune", args.task)
     task = get_task(_tasks(params), args.task)
     train([task], enc, max_len, cfg, args.seed, args.out, args.init_from, args.stop_after)
+
+
+def _add_evaluate(p) -> None:
+    p.add_argument("--model", type=Path, required=True, help="a trained model directory")
+    p.add_argument("--task", required=True, help="task to evaluate (ax uses the mnli head)")
+    p.add_argument("--out", type=Path, required=True, help="cell JSON to write")
+    p.add_argument("--splits", help="comma-separated splits (default: the task's dev splits)")
+    p.add_argument("--predictions", type=Path, help="directory for <task>-<split>.tsv predictions")
+    p.add_argument(
+        "--cell", action="append", default=[], metavar="KEY=VALUE", help="cell coordinates"
+    )
+    p.add_argument("--threads", type=int)
+    _params_arg(p)
+
+
+@command(
+    "evaluate", "evaluate a model on a task's dev splits; write one table cell with provenance"
+)(_add_evaluate)
+def evaluate(args) -> None:
+    from mtdnn.cells import evaluate_cell
+
+    cell = dict(_kv(c) for c in args.cell)
+    splits = args.splits.split(",") if args.splits else None
+    evaluate_cell(
+        args.model,
+        get_task(_tasks(_params(args)), args.task),
+        args.out,
+        splits,
+        args.predictions,
+        cell,
+    )
+
+
+def _kv(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise MtdnnError(f"--cell: expected KEY=VALUE, got '{text}'")
+    key, value = text.split("=", 1)
+    return key, value
+
+
+def _add_report(p) -> None:
+    p.add_argument("table", choices=["glue", "adapt"])
+    p.add_argument("cells", nargs="+", type=Path, help="cell JSON files")
+    p.add_argument("--csv", type=Path, required=True)
+    p.add_argument("--markdown", type=Path)
+    p.add_argument("--metrics", type=Path, help="flat metrics JSON for `dvc exp show`")
+    p.add_argument("--plot", type=Path, help="PNG plot (adapt table)")
+    p.add_argument("--decimals", type=int, default=1)
+
+
+@command("report", "build a results table (CSV + Markdown + flat metrics) from cell JSONs")(
+    _add_report
+)
+def report(args) -> None:
+    from mtdnn import report as rep
+
+    rep.build(
+        args.table, args.cells, args.csv, args.markdown, args.metrics, args.plot, args.decimals
+    )
+
+
+def _add_adapt(p) -> None:
+    p.add_argument("--task", required=True, help="target dataset, e.g. snli or scitail")
+    p.add_argument("--size", required=True, help="n<count> or p<fraction>, e.g. n549 or p0.001")
+    p.add_argument(
+        "--init", dest="init_from", type=Path, help="MT-DNN checkpoint (default: plain encoder)"
+    )
+    p.add_argument("--seed", type=int, required=True, help="subsample and training seed")
+    p.add_argument("--out", type=Path, required=True, help="cell JSON to write")
+    p.add_argument("--splits", default="dev", help="comma-separated evaluation splits")
+    p.add_argument("--encoder")
+    p.add_argument("--max-len", type=int)
+    p.add_argument("--cfg")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--keep-model", type=Path, help="also keep the adapted model here")
+    _params_arg(p)
+
+
+@command("adapt", "domain adaptation: fine-tune on a seeded subsample of a target task, evaluate")(
+    _add_adapt
+)
+def adapt(args) -> None:
+    from mtdnn.adaptation import adapt_cell
+
+    cfg, enc, max_len, params = _train_inputs(args, "adapt", None)
+    task = get_task(_tasks(params), args.task)
+    adapt_cell(
+        task,
+        args.size,
+        args.init_from,
+        args.seed,
+        cfg,
+        enc,
+        max_len,
+        args.out,
+        args.splits.split(","),
+        args.keep_model,
+    )
+
+
+def _add_subsample(p) -> None:
+    p.add_argument("--task", required=True)
+    p.add_argument("--size", required=True, help="n<count> or p<fraction>")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", type=Path, required=True, help="TSV of the drawn uids and labels")
+    p.add_argument("--canonical", type=Path)
+    _params_arg(p)
+
+
+@command("subsample", "write the exact training subsample a domain-adaptation cell uses")(
+    _add_subsample
+)
+def subsample_cmd(args) -> None:
+    import pandas as pd
+
+    from mtdnn.adaptation import draw_rows
+    from mtdnn.fileio import atomic_path
+
+    task = get_task(_tasks(_params(args)), args.task)
+    frame = pd.read_parquet(
+        (args.canonical or paths.canonical_dir(task.name)) / f"{task.train_split}.parquet"
+    )
+    rows = draw_rows(task, frame["label"].to_numpy(), args.size, args.seed)
+    with atomic_path(args.out) as tmp:
+        frame.iloc[rows][["uid", "label"]].to_csv(tmp, sep="\t", index=False)

@@ -16,7 +16,8 @@ import yaml
 
 from mtdnn.encoders import ALIASES
 from mtdnn.errors import MtdnnError
-from mtdnn.tasks import TaskSpec, load_tasks
+from mtdnn.sources import expand_path
+from mtdnn.tasks import DuplicateKeyError, TaskSpec, UniqueKeyLoader, load_tasks
 
 PARAMS = "params.yaml"
 
@@ -32,7 +33,9 @@ def read_yaml(path: str | Path) -> Any:
     except OSError as e:
         raise MtdnnError(f"{path}: cannot read ({e.strerror})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except DuplicateKeyError as e:
+        raise MtdnnError(f"{path}:{e.line}: duplicate key '{e.key}'") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
@@ -43,6 +46,36 @@ def _key(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<top level>"
 
 
+def _describe(sub: dict) -> str:
+    """A subschema in words, e.g. ``number > 0 and <= 1``."""
+    kind = sub.get("type", "value")
+    text = " or ".join(kind) if isinstance(kind, list) else str(kind)
+    ops = (
+        ("exclusiveMinimum", ">"),
+        ("minimum", ">="),
+        ("exclusiveMaximum", "<"),
+        ("maximum", "<="),
+    )
+    bounds = [f"{op} {sub[k]}" for k, op in ops if k in sub]
+    return f"{text} {' and '.join(bounds)}".strip()
+
+
+def _explain(error: jsonschema.ValidationError) -> tuple[str, str]:
+    """(params key, message): alternatives spelled out, unknown keys named with the allowed ones."""
+    while error.parent is not None and error.parent.validator in ("oneOf", "anyOf"):
+        error = error.parent
+    if error.validator in ("oneOf", "anyOf"):
+        alternatives = "; ".join(_describe(s) for s in error.validator_value)
+        return _key(error), f"{error.instance!r} is not valid; expected one of: {alternatives}"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        if allowed and extra:
+            key = ".".join([*(str(p) for p in error.absolute_path), str(extra[0])])
+            return key, f"unknown key (allowed: {', '.join(allowed)})"
+    return _key(error), error.message
+
+
 def validate(params: Any, source: str = PARAMS) -> dict:
     """Schema first (types, ranges, unknown keys), then names (tasks, encoder, overlaps)."""
     if not isinstance(params, dict):
@@ -50,7 +83,8 @@ def validate(params: Any, source: str = PARAMS) -> dict:
     validator = jsonschema.Draft202012Validator(schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(params))
     if error is not None:
-        raise MtdnnError(f"{source}: {_key(error)}: {error.message}")
+        key, message = _explain(error)
+        raise MtdnnError(f"{source}: {key}: {message}")
     _check_names(params, source)
     return params
 
@@ -69,7 +103,11 @@ def _check_names(params: dict, source: str) -> None:
     named += [("data.sources", t) for t in params["data"]["sources"]]
     for key, name in named:
         if name not in tasks:
-            raise MtdnnError(f"{source}: {key}: unknown task '{name}'")
+            known = ", ".join(sorted(tasks))
+            raise MtdnnError(f"{source}: {key}: unknown task '{name}' (known: {known})")
+    for name, splits in params["data"]["sources"].items():
+        for split, block in splits.items():
+            expand_path(block["file"], f"{source}: data.sources.{name}.{split}.file")
     overlap = set(params["mtl"]["tasks"]) & set(params["adapt"]["datasets"])
     if overlap:
         raise MtdnnError(
@@ -104,7 +142,7 @@ class TrainConfig:
     temperature: float = 1.0
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
-    eval_batch_size: int = 128
+    eval_batch_size: int = 64
     eval_each_epoch: bool = True
     best_metric: str = "primary"
     precision: str = "auto"

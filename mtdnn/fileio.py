@@ -17,9 +17,14 @@ from mtdnn.errors import MtdnnError
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(chunk):
+                h.update(block)
+    except FileNotFoundError:
+        raise MtdnnError(f"{path}: file not found") from None
+    except OSError as e:
+        raise MtdnnError(f"{path}: cannot read ({e.strerror or e})") from None
     return h.hexdigest()
 
 
@@ -28,7 +33,19 @@ def sha256_json(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _umask_mode(mode: int) -> int:
+    """``mode`` filtered by the process umask: what ``open``/``mkdir`` would have created."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
 def _check_writable(dest: Path) -> None:
+    blocker = next((p for p in (dest.parent, *dest.parent.parents) if p.is_file()), None)
+    if blocker is not None:
+        raise MtdnnError(
+            f"{dest}: cannot create output directory ({blocker} is a file, expected a directory)"
+        )
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -50,6 +67,7 @@ def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
+        os.chmod(tmp_path, _umask_mode(0o666))  # mkstemp makes 0600; outputs are shared artefacts
         yield tmp_path
         if tmp_path.is_file():
             with open(tmp_path, "rb") as f:
@@ -96,6 +114,7 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     _check_writable(dest)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
+        os.chmod(tmp, _umask_mode(0o777))  # mkdtemp makes 0700
         yield tmp
         old = dest.with_name(f".{dest.name}.old")
         _remove(old)

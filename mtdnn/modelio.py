@@ -60,10 +60,22 @@ def _encoder_from_config(cfg: dict):
     return AutoModel.from_config(enc_cfg)
 
 
-def load_model(ckpt: Path, tasks: dict[str, TaskSpec]) -> tuple[MTDNN, dict]:
-    """Rebuild exactly the model saved in ``ckpt`` (no network, no pickles)."""
+def load_model(
+    ckpt: Path, tasks: dict[str, TaskSpec], extra: list[TaskSpec] = ()
+) -> tuple[MTDNN, dict]:
+    """Rebuild exactly the model saved in ``ckpt`` (no network, no pickles).
+
+    ``extra`` adds head-less tasks that borrow a trained head (AX is predicted by MNLI's).
+    """
     cfg = read_config(ckpt)
     specs = [_spec(tasks, n, ckpt) for n in cfg["tasks"]]
+    for t in extra:
+        if t.name not in cfg["tasks"]:
+            if not t.predict_with:
+                raise MtdnnError(
+                    f"{ckpt}: model has no head for task '{t.name}' (has: {', '.join(cfg['tasks'])})"
+                )
+            specs.append(t)
     model = _build(_encoder_from_config(cfg), specs, cfg["model_options"])
     state = load_weights(ckpt / WEIGHTS)
     missing, unexpected = model.load_state_dict(state, strict=False)

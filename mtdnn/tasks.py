@@ -202,11 +202,49 @@ def parse_task(name: str, block: dict, source: str = "<tasks>") -> TaskSpec:
     )
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping names the same key twice (PyYAML would silently keep the last one)."""
+
+    def __init__(self, key: Any, line: int, top_level: bool) -> None:
+        super().__init__(f"duplicate key '{key}'")
+        self.key, self.line, self.top_level = key, line, top_level
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate mapping keys."""
+
+    def construct_document(self, node):
+        self._root = node
+        return super().construct_document(node)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # unhashable: SafeLoader reports it
+                continue
+            if duplicate:
+                top = node is getattr(self, "_root", None)
+                raise DuplicateKeyError(key, key_node.start_mark.line + 1, top)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def _read_yaml(path: Path | str, text: str) -> dict:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except DuplicateKeyError as e:
+        what = "task name" if e.top_level else "key"
+        raise MtdnnError(f"{path}:{e.line}: duplicate {what} '{e.key}'") from None
     except yaml.YAMLError as e:
-        raise MtdnnError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise MtdnnError(f"{path}{line}: invalid YAML ({problem})") from None
     if not isinstance(data, dict):
         raise MtdnnError(f"{path}: expected a mapping of task name to task block")
     return data

@@ -1,0 +1,142 @@
+"""Shared helpers for the benchmarks: offline env, thread count, real GLUE data in a scratch dir.
+
+The benchmarks never touch the repository's own data/ or models/: every file they write lives under
+``--workdir`` (default: a fresh temporary directory, removed at exit unless ``--keep``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+DEFAULT_GLUE = "/work/shared/data/glue"
+
+
+def setup_env(threads: int) -> None:
+    """Offline hubs, quiet logs, and a fixed torch thread count (set before torch does any work)."""
+    for k, v in OFFLINE.items():
+        os.environ.setdefault(k, v)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    import torch
+
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
+    for name in ("transformers", "datasets", "accelerate", "mtdnn"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def common_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--glue-dir",
+        default=os.environ.get("GLUE_DIR", DEFAULT_GLUE),
+        help="GLUE-layout data (default $GLUE_DIR or /work/shared/data/glue)",
+    )
+    p.add_argument("--workdir", type=Path, help="scratch dir (default: a fresh temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the scratch dir")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--encoder", default="minilm")
+    p.add_argument("--max-len", type=int, default=128)
+
+
+@contextmanager
+def scratch(workdir: Path | None, keep: bool):
+    """chdir into the scratch dir (the trainer reads data/tokenized/... relative to cwd)."""
+    made = workdir is None
+    path = Path(tempfile.mkdtemp(prefix="mtdnn-bench-")) if made else workdir.resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        yield path
+    finally:
+        os.chdir(old)
+        if made and not keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def task_specs(names: list[str]):
+    from mtdnn.tasks import get_task, load_tasks
+
+    tasks = load_tasks()
+    return [get_task(tasks, n) for n in names]
+
+
+def prepare(task, glue_dir: str) -> Path:
+    """Canonical parquet for ``task`` under ./data/canonical (a no-op when up to date)."""
+    from mtdnn import paths
+    from mtdnn.data import prepare_task
+
+    out = paths.canonical_dir(task.name)
+    prepare_task(task, out, glue_dir)
+    return out
+
+
+def tokenize(task, encoder: str, max_len: int) -> Path:
+    from mtdnn import paths
+    from mtdnn.encoders import resolve_encoder
+    from mtdnn.tokenization import tokenize_task
+
+    out = paths.tokenized_dir(encoder, max_len, task.name)
+    tokenize_task(task, paths.canonical_dir(task.name), out, resolve_encoder(encoder), max_len)
+    return out
+
+
+def machine() -> str:
+    import torch
+
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = ""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        pass
+    bf16 = "avx512_bf16" if "avx512_bf16" in flags else "no avx512_bf16"
+    return (
+        f"{cpu} ({os.cpu_count()} cores, {bf16}); torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; python {platform.python_version()}"
+    )
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    """A GitHub-markdown table, columns padded for the terminal."""
+    cells = [header, *rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    fmt = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([fmt(header), sep, *(fmt(r) for r in rows)])

@@ -1,0 +1,97 @@
+"""results/domain_adaptation.csv and its plot: accuracy against training-set size, per init."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mtdnn.paper import ADAPT, ADAPT_SIZES
+
+INIT_LABELS = {"base": "base encoder", "mtdnn": "MT-DNN encoder"}
+
+
+def _paper(dataset: str, n: int, init: str) -> float | None:
+    """The paper's number for the same training-set size, when our size is one of its sizes."""
+    for frac, count in ADAPT_SIZES.get(dataset, {}).items():
+        if count == n:
+            return ADAPT[dataset][frac][0 if init == "base" else 1]
+    return None
+
+
+def adapt_table(frame: pd.DataFrame, decimals: int, plot: Path | None) -> tuple[pd.DataFrame, dict]:
+    frame = frame[frame["metric"] == "accuracy"].astype({"n": int})
+    rows, flat = [], {}
+    keys = ["task", "column", "n", "init"]
+    for (task, column, n, init), sub in frame.groupby(keys, sort=True):
+        vals = sub["value"]
+        std = float(vals.std(ddof=1)) if len(vals) > 1 else float("nan")
+        rows.append(
+            {
+                "dataset": task,
+                "split": column.removeprefix(f"{task}-") if column != task else "dev",
+                "n_train": n,
+                "init": init,
+                "seeds": len(vals),
+                "mean": round(float(vals.mean()), decimals),
+                "std": round(std, decimals),
+                "paper": _paper(task, n, init),
+            }
+        )
+        flat[f"adapt/{column}/n{n}/{init}"] = round(float(vals.mean()), 4)
+    table = pd.DataFrame(rows)
+    if plot is not None:
+        plot_curves(frame, plot)
+    return table, flat
+
+
+def plot_curves(frame: pd.DataFrame, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mtdnn.fileio import atomic_path
+
+    dev = frame[~frame["column"].str.endswith("-test")]
+    datasets = sorted(dev["task"].unique())
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        _panel(ax, dev[dev["task"] == dataset], dataset)
+    fig.tight_layout()
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def _panel(ax, frame: pd.DataFrame, dataset: str) -> None:
+    for init, color in (("base", "tab:blue"), ("mtdnn", "tab:red")):
+        stats = frame[frame["init"] == init].groupby("n")["value"].agg(["mean", "std"]).fillna(0)
+        if len(stats):
+            ax.plot(
+                stats.index, stats["mean"], "o-", color=color, label=f"ours: {INIT_LABELS[init]}"
+            )
+            ax.fill_between(
+                stats.index,
+                stats["mean"] - stats["std"],
+                stats["mean"] + stats["std"],
+                color=color,
+                alpha=0.2,
+            )
+        paper = [
+            (ADAPT_SIZES[dataset][f], v[0 if init == "base" else 1])
+            for f, v in ADAPT.get(dataset, {}).items()
+        ]
+        if paper:
+            ax.plot(
+                *zip(*paper, strict=True),
+                "x--",
+                color=color,
+                alpha=0.7,
+                label=f"paper: {INIT_LABELS[init]}",
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("training examples (log scale)")
+    ax.set_ylabel("dev accuracy (%)")
+    ax.set_title(dataset.upper())
+    ax.legend(fontsize=8)

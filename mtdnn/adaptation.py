@@ -1,0 +1,55 @@
+"""One domain-adaptation cell: subsample the target's training pool, fine-tune, evaluate."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from mtdnn import paths
+from mtdnn.batching import load_task_data
+from mtdnn.cells import evaluate_cell
+from mtdnn.config import TrainConfig
+from mtdnn.runner import train
+from mtdnn.subsample import parse_size, subsample
+from mtdnn.tasks import TaskSpec
+
+
+def draw_rows(task: TaskSpec, labels: np.ndarray, size_label: str, seed: int) -> np.ndarray:
+    """Rows of the pool for this (dataset, size, seed); labels may be ids or label strings."""
+    _, ids = np.unique(labels.astype(str), return_inverse=True)
+    return subsample(ids, parse_size(size_label), task.name, seed)
+
+
+def adapt_cell(
+    task: TaskSpec,
+    size: str,
+    init: Path | None,
+    seed: int,
+    cfg: TrainConfig,
+    encoder: str,
+    max_len: int,
+    out: Path,
+    splits: list[str],
+    keep_model: Path | None = None,
+) -> dict:
+    tok_dir = paths.tokenized_dir(encoder, max_len, task.name)
+    pool = load_task_data(task, tok_dir, task.train_split)
+    rows = draw_rows(task, pool.labels, size, seed)
+    cfg = cfg.with_overrides(max_train_examples=None, eval_each_epoch=False)  # the draw is the data
+    work = Path(tempfile.mkdtemp(prefix=".adapt-", dir=out.parent if out.parent.exists() else None))
+    try:
+        model_dir = keep_model or work / "model"
+        train([task], encoder, max_len, cfg, seed, model_dir, init, train_rows={task.name: rows})
+        cell = {
+            "table": "adapt",
+            "init": "mtdnn" if init else "base",
+            "size": size,
+            "n": len(rows),
+            "seed": seed,
+        }
+        return evaluate_cell(model_dir, task, out, splits, None, cell)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,73 @@
+"""One table cell: evaluate a model on one task and write metrics plus provenance as JSON."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from mtdnn import paths
+from mtdnn.batching import cap_rows, is_labelled, load_task_data
+from mtdnn.evaluate import decode, infer, prediction_frame, score
+from mtdnn.fileio import atomic_path, read_json, write_json
+from mtdnn.modelio import load_model
+from mtdnn.precision import pick_device, resolve_dtype
+from mtdnn.provenance import provenance
+from mtdnn.tasks import TaskSpec, load_tasks
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_cell(
+    model_dir: Path,
+    task: TaskSpec,
+    out: Path,
+    splits: list[str] | None,
+    predictions: Path | None,
+    cell: dict,
+    batch_size: int = 256,
+) -> dict:
+    start = time.perf_counter()
+    registry = load_tasks() | {task.name: task}
+    model, cfg = load_model(model_dir, registry, extra=[task])
+    device = pick_device()
+    dtype = resolve_dtype(cfg["train_config"].get("precision", "auto"), device)
+    model.to(device)
+    tok_dir = paths.tokenized_dir(cfg["encoder"], cfg["max_len"], task.name)
+    results = {}
+    for split in splits or list(task.dev_splits):
+        data = _capped(load_task_data(task, tok_dir, split), cfg["train_config"])
+        preds = decode(data, infer(model, task.name, data, batch_size, device, dtype))
+        if predictions is not None:
+            _write_predictions(
+                predictions / f"{task.name}-{split}.tsv", prediction_frame(data, preds)
+            )
+        if is_labelled(data):
+            results[split] = score(data, preds)
+    train_seconds = _train_seconds(model_dir)
+    doc = {
+        "cell": cell | {"task": task.name},
+        "metrics": results,
+        "provenance": provenance(
+            cfg, cfg.get("seed", -1), train_seconds + time.perf_counter() - start
+        ),
+    }
+    write_json(out, doc)
+    log.info("%s %s: %s", task.name, cell, results)
+    return doc
+
+
+def _capped(data, train_config: dict):
+    """The same dev rows the run selected its checkpoint on (all of them unless the profile caps)."""
+    cap = train_config.get("max_eval_examples")
+    return data.subset(cap_rows(len(data), cap, train_config.get("data_seed", 0), data.task.name))
+
+
+def _train_seconds(model_dir: Path) -> float:
+    summary = model_dir / "train_summary.json"
+    return read_json(summary).get("train_seconds", 0.0) if summary.is_file() else 0.0
+
+
+def _write_predictions(path: Path, frame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False)

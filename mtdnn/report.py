@@ -1,0 +1,125 @@
+"""Tables from cell JSONs: results/glue.csv (+ Markdown) and flat metrics for `dvc exp show`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mtdnn.errors import MtdnnError
+from mtdnn.fileio import atomic_path, read_json, write_json, write_text
+from mtdnn.paper import GLUE_DEV
+
+MODEL_LABELS = {
+    "base": "ours: single-task (base)",
+    "mtl": "ours: MT-DNN, no fine-tuning",
+    "mtdnn": "ours: MT-DNN",
+}
+# Column order of the paper's Table 3; a split suffix tells MNLI's matched from mismatched.
+SPLIT_ALIAS = {"dev_matched": "-m", "dev_mismatched": "-mm", "dev": ""}
+
+
+def load_cells(files: list[Path]) -> pd.DataFrame:
+    """One row per (model, task column, metric, seed)."""
+    rows = []
+    for f in files:
+        doc = read_json(f)
+        cell = doc["cell"]
+        for split, metrics in doc["metrics"].items():
+            column = cell["task"] + SPLIT_ALIAS.get(split, f"-{split}")
+            rows += [
+                {**cell, "column": column, "metric": m, "value": v} for m, v in metrics.items()
+            ]
+    if not rows:
+        raise MtdnnError("report: no metrics found in the given cells")
+    return pd.DataFrame(rows)
+
+
+def _fmt(values: pd.Series, decimals: int) -> str:
+    if len(values) == 1:
+        return f"{values.iloc[0]:.{decimals}f}"
+    return f"{values.mean():.{decimals}f} ± {values.std(ddof=1):.{decimals}f}"
+
+
+def glue_columns(frame: pd.DataFrame) -> list[str]:
+    """Paper's columns first (in its order), then any others we have (WNLI, AX, custom tasks)."""
+    have = set(frame["key"])
+    order = [c for c in GLUE_DEV if c in have]
+    return order + sorted(have - set(order))
+
+
+def _task_means(frame: pd.DataFrame) -> pd.Series:
+    """GLUE score per seed: average each task column's metrics first, then over columns."""
+    per_col = frame.groupby(["seed", "column"])["value"].mean()
+    return per_col.groupby("seed").mean()
+
+
+def glue_table(frame: pd.DataFrame, decimals: int) -> tuple[pd.DataFrame, dict]:
+    frame = frame.assign(key=frame["column"] + "/" + frame["metric"])
+    frame = frame[~frame["key"].isin(["cola/accuracy", "ax/accuracy"])]  # GLUE reports MCC there
+    cols = glue_columns(frame)
+    scored = frame[frame["column"].isin({k.split("/")[0] for k in GLUE_DEV})]
+    rows, flat = [], {}
+    for label, idx in (("paper: BERT-large", 0), ("paper: MT-DNN", 1)):
+        row = {"model": label} | {c: f"{GLUE_DEV[c][idx]:.1f}" for c in cols if c in GLUE_DEV}
+        row["GLUE score"] = f"{_paper_score(scored, idx):.1f}"
+        rows.append(row)
+    for model in [m for m in MODEL_LABELS if m in set(frame["model"])]:
+        sub = frame[frame["model"] == model]
+        row = {"model": MODEL_LABELS[model], "seeds": str(sub["seed"].nunique())}
+        for c in cols:
+            vals = sub[sub["key"] == c].sort_values("seed")["value"]
+            if len(vals):
+                row[c] = _fmt(vals, decimals)
+                flat[f"{c}/{model}"] = round(float(vals.mean()), 4)
+        score = _task_means(scored[scored["model"] == model])
+        row["GLUE score"] = _fmt(score, decimals)
+        flat[f"glue_score/{model}"] = round(float(score.mean()), 4)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["model", "seeds", *cols, "GLUE score"]), flat
+
+
+def _paper_score(scored: pd.DataFrame, idx: int) -> float:
+    """The paper's dev score over the same task columns that we report, for a like-for-like mean."""
+    keys = set(scored["column"] + "/" + scored["metric"]) & set(GLUE_DEV)
+    by_col: dict[str, list[float]] = {}
+    for k in keys:
+        by_col.setdefault(k.split("/")[0], []).append(GLUE_DEV[k][idx])
+    return float(np.mean([np.mean(v) for v in by_col.values()])) if by_col else float("nan")
+
+
+def write_table(table: pd.DataFrame, csv: Path, markdown: Path | None) -> None:
+    with atomic_path(csv) as tmp:
+        table.to_csv(tmp, index=False)
+    if markdown is not None:
+        write_text(markdown, to_markdown(table) + "\n")
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """Plain pipe table (no tabulate dependency)."""
+    cells = table.fillna("").astype(str)
+    lines = ["| " + " | ".join(cells.columns) + " |", "|" + "---|" * len(cells.columns)]
+    lines += ["| " + " | ".join(r) + " |" for r in cells.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def build(
+    table: str,
+    cells: list[Path],
+    csv: Path,
+    markdown: Path | None,
+    metrics: Path | None,
+    plot: Path | None,
+    decimals: int,
+) -> None:
+    frame = load_cells(cells)
+    if table == "glue":
+        out, flat = glue_table(frame, decimals)
+    else:
+        from mtdnn.adapt_report import adapt_table
+
+        out, flat = adapt_table(frame, decimals, plot)
+    write_table(out, csv, markdown)
+    if metrics is not None:
+        write_json(metrics, flat)

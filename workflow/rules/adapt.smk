@@ -1,0 +1,25 @@
+# Domain adaptation (paper 4.4): fine-tune on a seeded, stratified, nested subsample of the target's
+# training data, from the MT-DNN encoder (trained on GLUE only) or the plain encoder. Linear head.
+rule adapt:
+    input:
+        data=lambda wc: tokenized(wc.task),
+        init=lambda wc: GRID.mtl_model(GRID.adapt_mtl_seed) if wc.init == "mtdnn" else [],
+    output:
+        "results/cells/adapt/{init}/{enc}/{task}/{size}/seed{seed}.json",
+    log:
+        "logs/adapt/{init}/{enc}/{task}/{size}/seed{seed}.log",
+    wildcard_constraints:
+        size=r"(n\d+|p[0-9.e-]+)",
+    params:
+        cfg=GRID.stage_json("adapt"),
+        splits=",".join(config["adapt"].get("eval_splits", ["dev"])),
+        max_len=lookup(dpath="tokenize/max_len", within=config),
+        init_arg=lambda wc, input: f"--init {input.init}" if wc.init == "mtdnn" else "",
+    threads: lookup(dpath="adapt/threads", within=config, default=1)
+    resources:
+        gpu=1,
+        mem_mb=3000,
+    shell:
+        "mtdnn adapt --task {wildcards.task} --size {wildcards.size} {params.init_arg} "
+        "--encoder {wildcards.enc} --max-len {params.max_len} --seed {wildcards.seed} "
+        "--cfg {params.cfg:q} --splits {params.splits} --threads {threads} --out {output} > {log} 2>&1"

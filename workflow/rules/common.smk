@@ -1,0 +1,32 @@
+# Shared helpers: the grid comes from the mtdnn package, so the DAG is defined in one place.
+import os
+
+from mtdnn.config import validate
+from mtdnn.grid import Grid
+
+validate(config, "params.yaml")
+GRID = Grid(config)
+ENC = GRID.encoder
+TOK = f"data/tokenized/{ENC}-L{GRID.max_len}"
+
+if workflow.cores and workflow.cores > len(os.sched_getaffinity(0)):
+    logger.warning(
+        f"--cores {workflow.cores} exceeds the {len(os.sched_getaffinity(0))} CPUs here; "
+        "parallel training jobs will oversubscribe them (use --cores all)"
+    )
+
+
+wildcard_constraints:
+    task=r"[a-z0-9][a-z0-9_-]*",
+    seed=r"\d+",
+    init="mtdnn|base",
+    model="mtdnn|base|mtl",
+    enc=r"[a-z0-9][a-z0-9._-]*",
+
+
+def tokenized(task):
+    return f"{TOK}/{task}"
+
+
+def finetuned(init, task, seed):
+    return f"models/finetune/{init}/{ENC}/{task}/seed{seed}"

@@ -1,0 +1,25 @@
+rule prepare:
+    output:
+        directory("data/canonical/{task}"),
+    log:
+        "logs/prepare/{task}.log",
+    params:
+        glue_dir=GRID.glue_dir or "",
+        sources=lambda wc: config["data"]["sources"].get(wc.task, {}),
+        glue_arg=f"--glue-dir {GRID.glue_dir}" if GRID.glue_dir else "",
+    shell:
+        "mtdnn prepare --task {wildcards.task} {params.glue_arg} --out {output} > {log} 2>&1"
+
+
+rule tokenize:
+    input:
+        "data/canonical/{task}",
+    output:
+        directory("data/tokenized/{enc}-L{max_len}/{task}"),
+    log:
+        "logs/tokenize/{enc}-L{max_len}/{task}.log",
+    wildcard_constraints:
+        max_len=r"\d+",
+    shell:
+        "mtdnn tokenize --task {wildcards.task} --encoder {wildcards.enc} "
+        "--max-len {wildcards.max_len} --canonical {input} --out {output} > {log} 2>&1"

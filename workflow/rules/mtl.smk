@@ -1,0 +1,27 @@
+# Multi-task training (Algorithm 1) on every GLUE task with a training split, WNLI excluded.
+# mtl.nproc > 1 runs it under torchrun (one process per GPU, DDP).
+rule train_mtl:
+    input:
+        [tokenized(t) for t in GRID.mtl_tasks],
+    output:
+        directory("models/mtl/{enc}/seed{seed}"),
+    log:
+        "logs/train_mtl/{enc}/seed{seed}.log",
+    params:
+        tasks=",".join(GRID.mtl_tasks),
+        cfg=GRID.stage_json("mtl"),
+        max_len=lookup(dpath="tokenize/max_len", within=config),
+        launcher=(
+            f"torchrun --standalone --nproc-per-node {config['mtl']['nproc']} -m mtdnn"
+            if config["mtl"].get("nproc", 1) > 1
+            else "mtdnn"
+        ),
+    threads: lookup(dpath="mtl/threads", within=config, default=1)
+    resources:
+        gpu=lookup(dpath="mtl/nproc", within=config, default=1),
+        mem_mb=4000,
+        runtime=720,
+    shell:
+        "{params.launcher} train-mtl --tasks {params.tasks} --encoder {wildcards.enc} "
+        "--max-len {params.max_len} --seed {wildcards.seed} --cfg {params.cfg:q} "
+        "--threads {threads} --out {output} > {log} 2>&1"
