@@ -23,3 +23,9 @@ rule tokenize:
     shell:
         "mtdnn tokenize --task {wildcards.task} --encoder {wildcards.enc} "
         "--max-len {wildcards.max_len} --canonical {input} --out {output} > {log} 2>&1"
+
+
+# Every dataset the configured tables need, prepared and tokenized (DVC's `data` stage).
+rule data:
+    input:
+        [tokenized(t) for t in sorted(set(GRID.finetune_tasks + GRID.mtl_tasks + GRID.adapt_datasets))],
