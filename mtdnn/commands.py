@@ -344,3 +344,61 @@ def subsample_cmd(args) -> None:
     rows = draw_rows(task, frame["label"].to_numpy(), args.size, args.seed)
     with atomic_path(args.out) as tmp:
         frame.iloc[rows][["uid", "label"]].to_csv(tmp, sep="\t", index=False)
+
+
+def _add_export(p) -> None:
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+
+@command("export", "write the shared encoder as a save_pretrained directory (AutoModel loads it)")(
+    _add_export
+)
+def export(args) -> None:
+    from mtdnn.release import export_encoder
+
+    export_encoder(args.model, args.out)
+    log.info("encoder exported to %s", args.out)
+
+
+def _add_predict(p) -> None:
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--task", required=True)
+    p.add_argument("--input", type=Path, help="TSV with a text_a (and text_b) column")
+    p.add_argument("--text-a", action="append", default=[], help="a sentence (repeatable)")
+    p.add_argument("--text-b", action="append", default=[], help="its pair (repeatable)")
+    p.add_argument("--out", type=Path, help="TSV to write (default: stdout)")
+
+
+@command("predict", "raw sentences or pairs in, labels or scores out")(_add_predict)
+def predict_cmd(args) -> None:
+    import sys
+
+    from mtdnn.fileio import atomic_path
+    from mtdnn.release import predict, read_inputs
+
+    if args.input is None and not args.text_a:
+        raise MtdnnError("predict: give --input FILE or at least one --text-a")
+    frame = predict(args.model, args.task, read_inputs(args.input, args.text_a, args.text_b))
+    if args.out is None:
+        frame.to_csv(sys.stdout, sep="\t", index=False)
+        return
+    with atomic_path(args.out) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False)
+
+
+def _add_submit(p) -> None:
+    p.add_argument("--model", type=Path, required=True, help="model that has the task's head")
+    p.add_argument("--task", required=True, help="task to predict (ax uses the mnli head)")
+    p.add_argument("--out", type=Path, required=True, help="submission directory")
+
+
+@command("submit", "write GLUE test-set submission TSVs (GLUE's file names and label strings)")(
+    _add_submit
+)
+def submit(args) -> None:
+    from mtdnn.submission import write_task
+
+    task = get_task(_tasks(None), args.task)
+    for path in write_task(args.model, task, args.out):
+        log.info("wrote %s", path)
