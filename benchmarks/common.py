@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -33,6 +34,16 @@ def setup_env(threads: int) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
     for name in ("transformers", "datasets", "accelerate", "mtdnn"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    try:  # the per-model "LOAD REPORT" and weight-loading bars are noise in a benchmark log
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+        import datasets
+
+        datasets.disable_progress_bars()
+    except ImportError:
+        pass
 
 
 def common_args(p: argparse.ArgumentParser) -> None:
@@ -119,6 +130,40 @@ def load_average() -> str:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
         return "n/a"
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass(frozen=True)
+class Snap:
+    """Wall time, busy CPU jiffies of the whole machine, and CPU jiffies of this process."""
+
+    t: float
+    busy: int
+    own: int
+
+
+def snap() -> Snap:
+    """Cheap (~50 us): read /proc so a timed window knows how much CPU *other* processes took."""
+    t = time.perf_counter()
+    try:
+        f = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in f[:8])
+        busy = user + nice + system + irq + softirq + steal
+        own = sum(int(x) for x in Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[11:13])
+    except (OSError, ValueError):
+        busy = own = 0
+    return Snap(t, busy, own)
+
+
+def others_share(a: Snap, b: Snap) -> float:
+    """Share of the machine's cores used by other processes between two snaps (0 = quiet)."""
+    dt = b.t - a.t
+    if dt <= 0:
+        return 0.0
+    other = (b.busy - a.busy) - (b.own - a.own)
+    return max(0.0, other / _TICK / (dt * (os.cpu_count() or 1)))
 
 
 class Timer:

@@ -132,6 +132,7 @@ class Result:
     padded: int  # tokens after padding (what was computed)
     seconds: float  # timed window
     steps: int
+    others: float  # share of the machine other processes used during the window (0 = quiet)
     extra: dict = dataclasses.field(default_factory=dict)
 
     @property
@@ -185,14 +186,14 @@ def run_hf(key: str, r: Rows, enc_path: str, tmp: Path, warmup: int, max_len: in
         return batch
 
     class Clock(TrainerCallback):
-        t0: float | None = None
-        ends: list[float] = []
+        def __init__(self) -> None:
+            self.t0, self.ends = None, []
 
         def on_epoch_begin(self, args, state, control, **kw):
-            self.t0 = time.perf_counter()
+            self.t0 = common.snap()
 
         def on_step_end(self, args, state, control, **kw):
-            self.ends.append(time.perf_counter())
+            self.ends.append(common.snap())
 
     model = AutoModelForSequenceClassification.from_pretrained(
         enc_path, num_labels=r.spec.num_outputs
@@ -224,7 +225,6 @@ def run_hf(key: str, r: Rows, enc_path: str, tmp: Path, warmup: int, max_len: in
         ).train()
     seen.clear()
     clock = Clock()
-    clock.ends = []
     trainer = Trainer(
         model=model,
         args=TrainingArguments(**kw),
@@ -243,8 +243,9 @@ def run_hf(key: str, r: Rows, enc_path: str, tmp: Path, warmup: int, max_len: in
         len(r.rows),
         real,
         sum(s[0] * s[1] for s in seen),
-        clock.ends[-1] - clock.t0,
+        clock.ends[-1].t - clock.t0.t,
         len(clock.ends),
+        common.others_share(clock.t0, clock.ends[-1]),
         {"threads": torch.get_num_threads()},
     )
 
@@ -300,18 +301,19 @@ def run_plain(r: Rows, enc_path: str, warmup: int) -> Result:
 
     for b in batches[:warmup]:
         step(b)
-    t0 = time.perf_counter()
+    t0 = common.snap()
     for b in batches:
         step(b)
-    seconds = time.perf_counter() - t0
+    t1 = common.snap()
     return Result(
         "c",
         r.spec.name,
         len(r.rows),
         int(lengths.sum()),
         padded_tokens(lengths, batches),
-        seconds,
+        t1.t - t0.t,
         len(batches),
+        common.others_share(t0, t1),
         {"threads": torch.get_num_threads()},
     )
 
@@ -352,13 +354,13 @@ def run_ours(key: str, rs: list[Rows], encoder: str, max_len: int, tmp: Path, wa
 
     def timed_step_loss(run_, engine, task, rows):
         if clock["t0"] is None:
-            clock["t0"] = time.perf_counter()
+            clock["t0"] = common.snap()
         clock["batches"].append((task, rows))
         return step_loss(run_, engine, task, rows)
 
     def timed_update(*a, **k):
         update(*a, **k)
-        clock["ends"].append(time.perf_counter())
+        clock["ends"].append(common.snap())
 
     T.step_loss, T.update = timed_step_loss, timed_update
     try:
@@ -368,7 +370,8 @@ def run_ours(key: str, rs: list[Rows], encoder: str, max_len: int, tmp: Path, wa
     finally:
         T.step_loss, T.update = step_loss, update
     shutil.rmtree(run.out, ignore_errors=True)
-    seconds = clock["ends"][-1] - clock["t0"]
+    t0, t1 = clock["t0"], clock["ends"][-1]
+    seconds = t1.t - t0.t
     real = sum(int(run.train[t].lengths[b].sum()) for t, b in clock["batches"])
     padded = sum(len(b) * int(run.train[t].lengths[b].max()) for t, b in clock["batches"])
     ex = sum(len(b) for _, b in clock["batches"])
@@ -381,6 +384,7 @@ def run_ours(key: str, rs: list[Rows], encoder: str, max_len: int, tmp: Path, wa
         padded,
         seconds,
         len(clock["ends"]),
+        common.others_share(t0, t1),
         {
             "fit_wall_s": wall,
             "fit_summary_ex_s": summary["train_examples_per_s"],

@@ -13,6 +13,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from mtdnn import faults
 from mtdnn.errors import MtdnnError
 from mtdnn.fileio import atomic_dir, read_json, write_json
 
@@ -99,6 +100,7 @@ def save_checkpoint(
             save_file(tensors, str(tmp / OPTIM))
             state = {"optimizer": meta, "scheduler": scheduler.state_dict(), "trainer": trainer}
             write_json(tmp / STATE, state)
+        faults.checkpoint("checkpoint-write")  # files written, not yet swapped in
 
 
 def load_trainer_state(ckpt: Path, optimizer, scheduler) -> dict:

@@ -42,6 +42,14 @@ class Dist:
         # Each step trains one task's head, so the other heads get no gradient that step.
         return torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
 
+    def mean(self, values: list[float]) -> list[float]:
+        """Average per-step values over ranks (each rank's loss covers its shard of the batch)."""
+        if self.world == 1 or not values:
+            return values
+        t = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(t)
+        return (t / self.world).tolist()
+
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 
 DATA = Path("data")
@@ -13,5 +15,13 @@ def canonical_dir(task: str) -> Path:
     return DATA / "canonical" / task
 
 
+def encoder_key(encoder: str) -> str:
+    """Aliases are used as they are; a model directory becomes '<name>-<hash of its path>'."""
+    if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", encoder):
+        return encoder
+    path = str(Path(encoder).resolve())
+    return f"{Path(path).name.lower()}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
+
+
 def tokenized_dir(encoder: str, max_len: int, task: str) -> Path:
-    return DATA / "tokenized" / f"{encoder}-L{max_len}" / task
+    return DATA / "tokenized" / f"{encoder_key(encoder)}-L{max_len}" / task

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from mtdnn import faults
 from mtdnn.batching import TaskData, collate
 from mtdnn.checkpoint import (
     WEIGHTS,
@@ -63,6 +64,8 @@ class Position:
     done: int = 0  # batches processed in total
     best: float | None = None
     history: list = field(default_factory=list)
+    losses: list = field(default_factory=list)  # per batch, kept so resumed runs report them all
+    pending: list = field(default_factory=list)  # this process's loss tensors, read back lazily
 
 
 def make_sampler(run: Run) -> MultiTaskSampler:
@@ -98,6 +101,7 @@ def step_loss(run: Run, engine, task: str, rows: np.ndarray) -> torch.Tensor:
 
 
 def evaluate_dev(run: Run) -> dict[str, dict[str, float]]:
+    faults.checkpoint("evaluate")
     results = {}
     for task, splits in run.dev.items():
         for data in splits:
@@ -144,6 +148,8 @@ def fit(run: Run, stop_after: int | None = None) -> dict | None:
         for _, step, task, rows in sampler.iter_from(pos.epoch, pos.step):
             loss = step_loss(run, engine, task, rows) / run.cfg.grad_accum
             scaler.scale(loss).backward()
+            faults.checkpoint("step")
+            pos.pending.append(loss.detach())
             pos.done, pos.step, seen = pos.done + 1, step + 1, seen + len(rows)
             if pos.done % run.cfg.grad_accum == 0 or pos.done == total:
                 update(run, opt, sched, scaler)
@@ -166,6 +172,7 @@ def fit(run: Run, stop_after: int | None = None) -> dict | None:
     bar.close()
     if pos.step != 0 or not pos.history:  # a fractional last epoch still gets its evaluation
         end_of_epoch(run, opt, sched, pos, save=False)
+    flush_losses(run, pos)
     return finish(run, pos, time.perf_counter() - tick, seen)
 
 
@@ -210,7 +217,14 @@ def end_of_epoch(run: Run, opt, sched, pos: Position, save: bool = True) -> None
         save_resume(run, opt, sched, pos)
 
 
+def flush_losses(run: Run, pos: Position) -> None:
+    """Read the step losses back to the host in one go (no per-step sync), averaged over ranks."""
+    pos.losses += run.dist.mean([x.item() * run.cfg.grad_accum for x in pos.pending])
+    pos.pending.clear()
+
+
 def save_resume(run: Run, opt, sched, pos: Position) -> None:
+    flush_losses(run, pos)
     if run.dist.is_main:
         trainer = {
             "epoch": pos.epoch,
@@ -218,6 +232,7 @@ def save_resume(run: Run, opt, sched, pos: Position) -> None:
             "done": pos.done,
             "best": pos.best,
             "history": pos.history,
+            "losses": pos.losses,
         }
         save_checkpoint(run.resume_dir / "last", run.model, run.meta, opt, sched, trainer)
     run.dist.barrier()
@@ -236,7 +251,14 @@ def resume(run: Run, opt, sched) -> Position:
         state["epoch"],
         state["step"],
     )
-    return Position(state["epoch"], state["step"], state["done"], state["best"], state["history"])
+    return Position(
+        state["epoch"],
+        state["step"],
+        state["done"],
+        state["best"],
+        state["history"],
+        state["losses"],
+    )
 
 
 def finish(run: Run, pos: Position, seconds: float, examples: int) -> dict:
@@ -246,6 +268,7 @@ def finish(run: Run, pos: Position, seconds: float, examples: int) -> dict:
         run.model.load_state_dict(load_weights(best))
     summary = {
         "history": pos.history,
+        "losses": [round(x, 6) for x in pos.losses],
         "best_score": pos.best,
         "train_seconds": round(seconds, 2),
         "train_examples_per_s": round(examples / max(seconds, 1e-9), 2),
