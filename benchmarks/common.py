@@ -151,7 +151,9 @@ def snap() -> Snap:
         f = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
         user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in f[:8])
         busy = user + nice + system + irq + softirq + steal
-        own = sum(int(x) for x in Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[11:13])
+        own = sum(
+            int(x) for x in Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[11:13]
+        )
     except (OSError, ValueError):
         busy = own = 0
     return Snap(t, busy, own)
@@ -182,6 +184,6 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     """A GitHub-markdown table, columns padded for the terminal."""
     cells = [header, *rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    fmt = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    fmt = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([fmt(header), sep, *(fmt(r) for r in rows)])

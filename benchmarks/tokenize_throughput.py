@@ -71,7 +71,7 @@ def stage_breakdown(task, canonical: Path, tok, max_len: int) -> dict[str, float
     t = time.perf_counter()
     for lo in range(0, len(text_a), T.CHUNK):
         tok._tokenizer.encode_batch(
-            list(zip(text_a[lo : lo + T.CHUNK], text_b[lo : lo + T.CHUNK]))
+            list(zip(text_a[lo : lo + T.CHUNK], text_b[lo : lo + T.CHUNK], strict=True))
             if pair
             else text_a[lo : lo + T.CHUNK]
         )

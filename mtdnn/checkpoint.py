@@ -26,10 +26,19 @@ WEIGHTS, CONFIG, STATE, OPTIM = (
 FORMAT = "mtdnn-checkpoint-1"
 
 
+def _save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict | None = None) -> None:
+    """safetensors reports I/O failures (a full disk) as its own error type; make them OSErrors so
+    the atomic-write wrapper turns them into a one-line message and removes the partial copy."""
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as e:
+        raise OSError(str(e)) from None
+
+
 def save_weights(model: torch.nn.Module, path: Path) -> None:
     # clone: tied or shared storages would otherwise be rejected by safetensors
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"format": FORMAT})
+    _save(state, path, metadata={"format": FORMAT})
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -97,7 +106,7 @@ def save_checkpoint(
         if optimizer is not None:
             tensors, meta = _flatten_optimizer(optimizer.state_dict())
             tensors |= {f"rng.{k}": v for k, v in rng_state().items()}
-            save_file(tensors, str(tmp / OPTIM))
+            _save(tensors, tmp / OPTIM)
             state = {"optimizer": meta, "scheduler": scheduler.state_dict(), "trainer": trainer}
             write_json(tmp / STATE, state)
         faults.checkpoint("checkpoint-write")  # files written, not yet swapped in

@@ -172,7 +172,7 @@ def test_ddp_two_processes_match_one_process(project, tmp_path):
         cfg,
         "--threads",
         "1",
-            ]
+    ]
     env = os.environ | {"PYTHONPATH": str(REPO)}
     single = subprocess.run(
         [sys.executable, "-m", "mtdnn", *common, "--out", "one"],
