@@ -201,3 +201,76 @@ def test_ddp_two_processes_match_one_process(project, tmp_path):
     assert len(one) == len(two) == 8
     # Same global batch, gradients averaged by DDP: only float summation order differs.
     assert one == pytest.approx(two, rel=1e-4, abs=1e-5)
+
+
+def test_real_multitask_smoke_then_finetune_then_metrics(tmp_path, glue_dir, run_cli):
+    """Real data, real encoder: MTL on RTE, MRPC, STS-B and CoLA, fine-tune RTE, write a metrics cell."""
+    env = {"GLUE_DIR": glue_dir}
+    for task in ("rte", "mrpc", "stsb", "cola"):
+        assert run_cli(["prepare", "--task", task], tmp_path, env).returncode == 0
+        assert run_cli(["tokenize", "--task", task], tmp_path, env).returncode == 0
+    mtl_cfg = json.dumps({"max_train_examples": 200, "epochs": 1, "eval_each_epoch": False})
+    r = run_cli(
+        [
+            "train-mtl",
+            "--tasks",
+            "rte,mrpc,stsb,cola",
+            "--seed",
+            "1",
+            "--cfg",
+            mtl_cfg,
+            "--out",
+            "models/mtl",
+            "--threads",
+            "2",
+        ],
+        tmp_path,
+        env,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    ft_cfg = json.dumps({"max_train_examples": 200, "epochs": 1, "eval_each_epoch": True})
+    r = run_cli(
+        [
+            "finetune",
+            "--task",
+            "rte",
+            "--init",
+            "models/mtl",
+            "--seed",
+            "1",
+            "--cfg",
+            ft_cfg,
+            "--out",
+            "models/rte",
+            "--threads",
+            "2",
+        ],
+        tmp_path,
+        env,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run_cli(
+        [
+            "evaluate",
+            "--model",
+            "models/rte",
+            "--task",
+            "rte",
+            "--out",
+            "cell.json",
+            "--cell",
+            "model=mtdnn",
+            "--cell",
+            "seed=1",
+        ],
+        tmp_path,
+        env,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    cell = json.loads((tmp_path / "cell.json").read_text())
+    assert 0 <= cell["metrics"]["dev"]["accuracy"] <= 100
+    prov = cell["provenance"]
+    assert prov["encoder"] == "minilm" and prov["seed"] == 1 and prov["wall_seconds"] > 0
+    assert set(prov["data_sha256"]["canonical"]["rte"]) == {"train", "dev", "test"}
+    summary = json.loads((tmp_path / "models/mtl/train_summary.json").read_text())
+    assert len(summary["losses"]) == 4 * 7  # 200 examples per task at batch 32: 7 batches each
