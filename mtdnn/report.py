@@ -20,6 +20,28 @@ MODEL_LABELS = {
 SPLIT_ALIAS = {"dev_matched": "-m", "dev_mismatched": "-mm", "dev": ""}
 
 
+TASK_NAMES = {
+    "cola": "CoLA",
+    "sst2": "SST-2",
+    "mrpc": "MRPC",
+    "stsb": "STS-B",
+    "qqp": "QQP",
+    "mnli-m": "MNLI-m",
+    "mnli-mm": "MNLI-mm",
+    "qnli": "QNLI",
+    "rte": "RTE",
+    "wnli": "WNLI",
+    "ax": "AX",
+}
+METRIC_NAMES = {"accuracy": "acc", "f1": "F1", "mcc": "MCC", "pearson": "P", "spearman": "S"}
+
+
+def display(key: str) -> str:
+    """'mrpc/f1' → 'MRPC F1' (the paper's headers)."""
+    column, metric = key.split("/")
+    return f"{TASK_NAMES.get(column, column)} {METRIC_NAMES.get(metric, metric)}"
+
+
 def load_cells(files: list[Path]) -> pd.DataFrame:
     """One row per (model, task column, metric, seed)."""
     rows = []
@@ -77,7 +99,8 @@ def glue_table(frame: pd.DataFrame, decimals: int) -> tuple[pd.DataFrame, dict]:
         row["GLUE score"] = _fmt(score, decimals)
         flat[f"glue_score/{model}"] = round(float(score.mean()), 4)
         rows.append(row)
-    return pd.DataFrame(rows, columns=["model", "seeds", *cols, "GLUE score"]), flat
+    table = pd.DataFrame(rows, columns=["model", "seeds", *cols, "GLUE score"])
+    return table.rename(columns={c: display(c) for c in cols}), flat
 
 
 def _paper_score(scored: pd.DataFrame, idx: int) -> float:
