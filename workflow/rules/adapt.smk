@@ -3,22 +3,26 @@
 rule adapt:
     input:
         data=lambda wc: tokenized(wc.task),
-        init=lambda wc: GRID.mtl_model(GRID.adapt_mtl_seed) if wc.init == "mtdnn" else [],
+        init=lambda wc: (
+            GRID.mtl_model(GRID.adapt_mtl_seed) if wc.init == "mtdnn" else []
+        ),
     output:
         "results/cells/adapt/{init}/{enc}/{task}/{size}/seed{seed}.json",
     log:
         "logs/adapt/{init}/{enc}/{task}/{size}/seed{seed}.log",
     wildcard_constraints:
         size=r"(n\d+|p[0-9.e-]+)",
+    conda:
+        "../envs/mtdnn.yaml"
+    threads: lookup(dpath="adapt/threads", within=config, default=1)
+    resources:
+        gpu=1,
+        mem_mb=3000,
     params:
         cfg=GRID.stage_json("adapt"),
         splits=",".join(config["adapt"].get("eval_splits", ["dev"])),
         max_len=lookup(dpath="tokenize/max_len", within=config),
         init_arg=lambda wc, input: f"--init {input.init}" if wc.init == "mtdnn" else "",
-    threads: lookup(dpath="adapt/threads", within=config, default=1)
-    resources:
-        gpu=1,
-        mem_mb=3000,
     shell:
         "mtdnn adapt --task {wildcards.task} --size {wildcards.size} {params.init_arg} "
         "--encoder {wildcards.enc} --max-len {params.max_len} --seed {wildcards.seed} "

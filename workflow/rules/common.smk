@@ -30,3 +30,10 @@ def tokenized(task):
 
 def finetuned(init, task, seed):
     return f"models/finetune/{init}/{ENC}/{task}/seed{seed}"
+
+
+def cell_model(wc):
+    """The model a GLUE cell evaluates: the MT-DNN model itself ("mtl") or a fine-tuned one."""
+    if wc.model == "mtl":
+        return GRID.mtl_model(wc.seed)
+    return finetuned(wc.model, wc.task, wc.seed)

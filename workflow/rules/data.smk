@@ -3,6 +3,8 @@ rule prepare:
         directory("data/canonical/{task}"),
     log:
         "logs/prepare/{task}.log",
+    conda:
+        "../envs/mtdnn.yaml"
     params:
         glue_dir=GRID.glue_dir or "",
         sources=lambda wc: config["data"]["sources"].get(wc.task, {}),
@@ -20,6 +22,8 @@ rule tokenize:
         "logs/tokenize/{enc}-L{max_len}/{task}.log",
     wildcard_constraints:
         max_len=r"\d+",
+    conda:
+        "../envs/mtdnn.yaml"
     shell:
         "mtdnn tokenize --task {wildcards.task} --encoder {wildcards.enc} "
         "--max-len {wildcards.max_len} --canonical {input} --out {output} > {log} 2>&1"
@@ -28,4 +32,9 @@ rule tokenize:
 # Every dataset the configured tables need, prepared and tokenized (DVC's `data` stage).
 rule data:
     input:
-        [tokenized(t) for t in sorted(set(GRID.finetune_tasks + GRID.mtl_tasks + GRID.adapt_datasets))],
+        [
+            tokenized(t)
+            for t in sorted(
+                set(GRID.finetune_tasks + GRID.mtl_tasks + GRID.adapt_datasets)
+            )
+        ],

@@ -8,25 +8,21 @@ rule finetune:
         directory("models/finetune/{init}/{enc}/{task}/seed{seed}"),
     log:
         "logs/finetune/{init}/{enc}/{task}/seed{seed}.log",
-    params:
-        cfg=lambda wc: GRID.stage_json("finetune", wc.task),
-        max_len=lookup(dpath="tokenize/max_len", within=config),
-        init_arg=lambda wc, input: f"--init {input.init}" if wc.init == "mtdnn" else "",
+    conda:
+        "../envs/mtdnn.yaml"
     threads: lookup(dpath="finetune/threads", within=config, default=1)
     resources:
         gpu=1,
         mem_mb=3000,
         runtime=240,
+    params:
+        cfg=lambda wc: GRID.stage_json("finetune", wc.task),
+        max_len=lookup(dpath="tokenize/max_len", within=config),
+        init_arg=lambda wc, input: f"--init {input.init}" if wc.init == "mtdnn" else "",
     shell:
         "mtdnn finetune --task {wildcards.task} {params.init_arg} --encoder {wildcards.enc} "
         "--max-len {params.max_len} --seed {wildcards.seed} --cfg {params.cfg:q} "
         "--threads {threads} --out {output} > {log} 2>&1"
-
-
-def cell_model(wc):
-    if wc.model == "mtl":
-        return GRID.mtl_model(wc.seed)
-    return finetuned(wc.model, wc.task, wc.seed)
 
 
 # One GLUE table cell: a model evaluated on a task's dev split(s), with provenance.
@@ -38,6 +34,8 @@ rule evaluate:
         "results/cells/glue/{model}/{enc}/{task}/seed{seed}.json",
     log:
         "logs/evaluate/{model}/{enc}/{task}/seed{seed}.log",
+    conda:
+        "../envs/mtdnn.yaml"
     threads: lookup(dpath="finetune/threads", within=config, default=1)
     resources:
         gpu=1,

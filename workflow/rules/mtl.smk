@@ -7,6 +7,13 @@ rule train_mtl:
         directory("models/mtl/{enc}/seed{seed}"),
     log:
         "logs/train_mtl/{enc}/seed{seed}.log",
+    conda:
+        "../envs/mtdnn.yaml"
+    threads: lookup(dpath="mtl/threads", within=config, default=1)
+    resources:
+        gpu=lookup(dpath="mtl/nproc", within=config, default=1),
+        mem_mb=4000,
+        runtime=720,
     params:
         tasks=",".join(GRID.mtl_tasks),
         cfg=GRID.stage_json("mtl"),
@@ -16,11 +23,6 @@ rule train_mtl:
             if config["mtl"].get("nproc", 1) > 1
             else "mtdnn"
         ),
-    threads: lookup(dpath="mtl/threads", within=config, default=1)
-    resources:
-        gpu=lookup(dpath="mtl/nproc", within=config, default=1),
-        mem_mb=4000,
-        runtime=720,
     shell:
         "{params.launcher} train-mtl --tasks {params.tasks} --encoder {wildcards.enc} "
         "--max-len {params.max_len} --seed {wildcards.seed} --cfg {params.cfg:q} "

@@ -7,6 +7,8 @@ rule glue_table:
         metrics="results/metrics.json",
     log:
         "logs/report/glue.log",
+    conda:
+        "../envs/mtdnn.yaml"
     params:
         decimals=lookup(dpath="report/decimals", within=config, default=1),
     shell:
@@ -24,6 +26,8 @@ rule adapt_table:
         plot="results/domain_adaptation.png",
     log:
         "logs/report/adapt.log",
+    conda:
+        "../envs/mtdnn.yaml"
     params:
         decimals=lookup(dpath="report/decimals", within=config, default=1),
     shell:
