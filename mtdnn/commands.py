@@ -207,7 +207,7 @@ def train_mtl(args) -> None:
     cfg, enc, max_len, params = _train_inputs(args, "mtl", None)
     specs = _tasks(params)
     tasks = [get_task(specs, t) for t in args.tasks.split(",") if t]
-    train(tasks, enc, max_len, cfg, args.seed, args.out, None, args.stop_after)
+    train(tasks, enc, max_len, cfg, args.seed, args.out, None, stop_after=args.stop_after)
 
 
 @command(
@@ -218,7 +218,9 @@ def finetune(args) -> None:
 
     cfg, enc, max_len, params = _train_inputs(args, "finetune", args.task)
     task = get_task(_tasks(params), args.task)
-    train([task], enc, max_len, cfg, args.seed, args.out, args.init_from, args.stop_after)
+    train(
+        [task], enc, max_len, cfg, args.seed, args.out, args.init_from, stop_after=args.stop_after
+    )
 
 
 def _add_evaluate(p) -> None:

@@ -73,12 +73,16 @@ def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             with open(tmp_path, "rb") as f:
                 os.fsync(f.fileno())
         os.replace(tmp_path, dest)
-    except OSError as e:
-        _remove(tmp_path)
-        raise MtdnnError(f"{dest}: write failed ({e.strerror or e})") from None
-    except BaseException:
-        _remove(tmp_path)
-        raise
+    except BaseException as e:
+        _discard(tmp_path, dest, e)
+
+
+def _discard(tmp: Path, dest: Path, error: BaseException) -> None:
+    """Remove the partial copy; an I/O failure (a full disk) becomes a one-line error."""
+    _remove(tmp)
+    if isinstance(error, OSError):
+        raise MtdnnError(f"{dest}: write failed ({error.strerror or error})") from None
+    raise error
 
 
 def _remove(path: Path) -> None:
@@ -107,6 +111,14 @@ def read_json(path: str | os.PathLike) -> Any:
         raise MtdnnError(f"{path}: not valid JSON ({e})") from None
 
 
+def recover_dir(dest: str | os.PathLike) -> None:
+    """Undo a swap that was killed between its two renames: the previous copy is still complete."""
+    dest = Path(dest)
+    old = dest.with_name(f".{dest.name}.old")
+    if not dest.exists() and old.is_dir():
+        os.replace(old, dest)
+
+
 @contextlib.contextmanager
 def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     """Build a directory beside ``dest`` and swap it in only when complete."""
@@ -122,9 +134,5 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
             os.replace(dest, old)
         os.replace(tmp, dest)
         _remove(old)
-    except OSError as e:
-        _remove(tmp)
-        raise MtdnnError(f"{dest}: write failed ({e.strerror or e})") from None
-    except BaseException:
-        _remove(tmp)
-        raise
+    except BaseException as e:
+        _discard(tmp, dest, e)

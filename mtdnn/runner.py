@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,18 +100,9 @@ def build_run(
     )
 
 
-def train(
-    tasks: list[TaskSpec],
-    encoder: str,
-    max_len: int,
-    cfg: TrainConfig,
-    seed: int,
-    out: Path,
-    init: Path | None = None,
-    stop_after: int | None = None,
-    train_rows=None,
-) -> dict | None:
-    run = build_run(tasks, encoder, max_len, cfg, seed, out, init, train_rows)
+def train(*args: Any, stop_after: int | None = None, **kwargs: Any) -> dict | None:
+    """``build_run(*args, **kwargs)`` then ``fit``; ``stop_after`` interrupts (tests)."""
+    run = build_run(*args, **kwargs)
     sizes = {t: len(d) for t, d in run.train.items()}
     log.info(
         "training %s on %s (device %s, %s)", list(sizes), sizes, run.device, run.dtype or "fp32"

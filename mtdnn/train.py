@@ -25,7 +25,7 @@ from mtdnn.checkpoint import (
 from mtdnn.config import TrainConfig
 from mtdnn.distributed import Dist
 from mtdnn.evaluate import decode, infer, score
-from mtdnn.fileio import atomic_dir, write_json
+from mtdnn.fileio import atomic_dir, recover_dir, write_json
 from mtdnn.heads import relevance_labels, task_loss
 from mtdnn.optim import linear_schedule, make_optimizer
 from mtdnn.precision import autocast, grad_scaler
@@ -240,6 +240,7 @@ def save_resume(run: Run, opt, sched, pos: Position) -> None:
 
 def resume(run: Run, opt, sched) -> Position:
     last = run.resume_dir / "last"
+    recover_dir(last)
     if not (last / WEIGHTS).is_file():
         return Position()
     run.model.load_state_dict(load_weights(last / WEIGHTS))

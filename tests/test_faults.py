@@ -165,3 +165,16 @@ def test_real_full_disk_during_checkpoint_write(small_disk):
         save_checkpoint(dest, torch.nn.Linear(1024, 1024), {"v": 2})  # 4 MB: cannot fit
     assert torch.equal(load_weights(dest / "model.safetensors")["weight"], before)
     assert sorted(p.name for p in small_disk.iterdir()) == ["ckpt"]  # temp copy removed
+
+
+def test_swap_killed_between_renames_recovers_previous_checkpoint(tmp_path):
+    """atomic_dir swaps in two renames; a kill between them leaves only '.last.old', still complete."""
+    from mtdnn.checkpoint import save_checkpoint
+    from mtdnn.fileio import recover_dir
+
+    dest = tmp_path / "last"
+    save_checkpoint(dest, torch.nn.Linear(2, 2), {"v": 1})
+    dest.rename(tmp_path / ".last.old")  # the state right after the first rename
+    recover_dir(dest)
+    assert json.loads((dest / "config.json").read_text())["v"] == 1
+    assert not (tmp_path / ".last.old").exists()
