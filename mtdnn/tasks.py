@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -232,6 +233,15 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 raise DuplicateKeyError(key, key_node.start_mark.line + 1, top)
             seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+# YAML 1.1 reads "5e-05" (no dot) as a string, yet that is how DVC writes `-S lr=5e-5` back into
+# params.yaml; YAML 1.2 and every user mean a float.
+UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def _read_yaml(path: Path | str, text: str) -> dict:

@@ -635,3 +635,16 @@ def test_bad_input_subprocess(name, tmp_path, run_cli):
 
 def test_case_count():
     assert len(CASES) >= 25
+
+
+def test_dvc_style_exponent_floats_are_numbers(tmp_path):
+    """`dvc exp run -S finetune.lr=5e-5` writes 5e-05, which YAML 1.1 would read as a string."""
+    import yaml
+
+    from mtdnn.config import load_params
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    text = yaml.safe_dump(params).replace("lr: 5.0e-05", "lr: 5e-05")
+    assert "lr: 5e-05" in text
+    (tmp_path / "params.yaml").write_text(text)
+    assert load_params(tmp_path / "params.yaml")["finetune"]["lr"] == 5e-05

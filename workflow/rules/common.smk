@@ -1,10 +1,12 @@
 # Shared helpers: the grid comes from the mtdnn package, so the DAG is defined in one place.
 import os
 
-from mtdnn.config import validate
+from mtdnn.config import load_params
 from mtdnn.grid import Grid
 
-validate(config, "params.yaml")
+# Re-read with mtdnn's loader: it validates, and it reads DVC's "5e-05" as the float it is (YAML 1.1,
+# which Snakemake's reader follows, would make it a string).
+config.update(load_params("params.yaml"))
 GRID = Grid(config)
 ENC = GRID.encoder
 TOK = f"data/tokenized/{ENC}-L{GRID.max_len}"

@@ -1,0 +1,273 @@
+"""The experiment grid (mtdnn.grid), the dry-run DAG Snakemake builds from it, and the nested,
+stratified subsamples of domain adaptation. Fast: nothing is trained."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtdnn.config import read_yaml, validate
+from mtdnn.errors import MtdnnError
+from mtdnn.grid import Grid
+from mtdnn.subsample import resolve_size, subsample
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILES = REPO / "mtdnn" / "profiles"
+MODELS = ("base", "mtl", "mtdnn")
+# The local GLUE copy has QNLI's dev and test, but no train.tsv: QNLI cannot be trained there.
+NO_LOCAL_TRAIN = {"qnli"}
+
+
+def load_profile(name: str) -> dict:
+    return validate(read_yaml(PROFILES / f"{name}.yaml"), f"{name}.yaml")
+
+
+@pytest.fixture
+def local_data(monkeypatch, glue_dir, derived_dir):
+    """The environment of CI: the real GLUE copy (and the derived rows beside it), Hub offline."""
+    monkeypatch.setenv("GLUE_DIR", str(glue_dir))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def glue_product(params: dict, finetune: list[str], mtl: list[str]) -> set[str]:
+    enc = params["encoder"]
+    return {
+        f"results/cells/glue/{model}/{enc}/{task}/seed{seed}.json"
+        for seed, model, task in itertools.product(params["seeds"], MODELS, finetune)
+        if model != "mtl" or task in mtl
+    }
+
+
+def adapt_product(params: dict, datasets: list[str]) -> set[str]:
+    a, enc = params["adapt"], params["encoder"]
+    return {
+        f"results/cells/adapt/{init}/{enc}/{d}/n{size}/seed{seed}.json"
+        for d, size, seed, init in itertools.product(
+            datasets, a["sizes"], a["seeds"], ("base", "mtdnn")
+        )
+    }
+
+
+# --- The grid -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "n_glue", "n_adapt"),
+    [
+        ("smoke", 1 * (2 + 2 + 2), 1 * 2 * 2 * 2),
+        # 3 seeds x (8 fine-tuned tasks x {base, mtdnn} + 7 MTL tasks); SNLI x 2 sizes x 5 seeds x 2 inits
+        ("default", 3 * (8 + 7 + 8), 1 * 2 * 5 * 2),
+    ],
+)
+def test_cells_are_the_configured_product(local_data, name, n_glue, n_adapt) -> None:
+    params = load_profile(name)
+    grid = Grid(params)
+    finetune = [t for t in params["finetune"]["tasks"] if t not in NO_LOCAL_TRAIN]
+    mtl = [t for t in params["mtl"]["tasks"] if t not in NO_LOCAL_TRAIN]
+    assert grid.finetune_tasks == finetune
+    assert grid.mtl_tasks == mtl
+    assert grid.adapt_datasets == params["adapt"]["datasets"]
+
+    cells = grid.glue_cells()
+    assert len(cells) == len(set(cells)) == n_glue
+    assert set(cells) == glue_product(params, finetune, mtl)
+    # The MT-DNN model without fine-tuning is a cell only for tasks it was trained on.
+    assert not [c for c in cells if "/mtl/" in c and c.split("/")[-2] not in mtl]
+
+    adapt = grid.adapt_cells()
+    assert len(adapt) == len(set(adapt)) == n_adapt
+    assert set(adapt) == adapt_product(params, params["adapt"]["datasets"])
+
+
+def test_default_profile_skips_qnli_under_the_local_copy(local_data, monkeypatch) -> None:
+    params = load_profile("default")
+    assert "qnli" in params["mtl"]["tasks"] and "qnli" in params["finetune"]["tasks"]
+    # A task whose folder is in the local copy is read there, even where the Hub could be used.
+    for hub_offline in ("1", None):
+        if hub_offline is None:
+            monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        grid = Grid(params)
+        assert "qnli" not in grid.finetune_tasks
+        assert "qnli" not in grid.mtl_tasks
+        assert not grid.has_train("qnli")
+        assert not [c for c in grid.glue_cells() if "/qnli/" in c]
+
+
+def test_default_profile_has_every_task_from_the_hub(monkeypatch) -> None:
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    params = load_profile("default")
+    grid = Grid(params)
+    assert grid.glue_dir is None
+    assert grid.finetune_tasks == params["finetune"]["tasks"]
+    assert grid.mtl_tasks == params["mtl"]["tasks"]
+    assert grid.adapt_datasets == ["snli"]
+    cells = grid.glue_cells()
+    assert set(cells) == glue_product(params, grid.finetune_tasks, grid.mtl_tasks)
+    assert len(cells) == 3 * (9 + 8 + 9)
+    assert {m for m in MODELS if f"results/cells/glue/{m}/minilm/qnli/seed1.json" in cells} == {
+        "base",
+        "mtl",
+        "mtdnn",
+    }
+
+
+def test_size_labels() -> None:
+    grid = Grid(load_profile("smoke"))
+    assert grid.size_label(549) == "n549"
+    assert grid.size_label(0.001) == "p0.001"
+    assert grid.size_label(1) == "p1"  # 1 means the whole pool, not one example
+
+
+def job_stats(text: str) -> dict[str, int]:
+    """The first 'Job stats' table of a Snakemake run: jobs per rule (without the total)."""
+    match = re.search(r"Job stats:\n\s*job\s+count\n\s*-+\s+-+\n((?:\s*\S+\s+\d+\n)+)", text)
+    assert match, f"no 'Job stats' table in:\n{text[-3000:]}"
+    rows = (line.split() for line in match.group(1).splitlines())
+    return {rule: int(n) for rule, n in rows if rule != "total"}
+
+
+def test_dry_run_owes_the_whole_default_grid(glue_dir, derived_dir, tmp_path) -> None:
+    """`snakemake -n` on a clean copy (workflow and the default profile, no outputs)."""
+    shutil.copytree(REPO / "workflow", tmp_path / "workflow")
+    shutil.copyfile(PROFILES / "default.yaml", tmp_path / "params.yaml")
+    env = dict(os.environ, GLUE_DIR=str(glue_dir), HF_HUB_OFFLINE="1")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        ["snakemake", "-n"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    params = load_profile("default")
+    finetune = [t for t in params["finetune"]["tasks"] if t not in NO_LOCAL_TRAIN]  # 8
+    mtl = [t for t in params["mtl"]["tasks"] if t not in NO_LOCAL_TRAIN]  # 7
+    datasets = set(finetune) | set(mtl) | set(params["adapt"]["datasets"])  # 8 + SNLI
+    seeds, a = len(params["seeds"]), params["adapt"]
+    assert job_stats(proc.stderr + proc.stdout) == {
+        "prepare": len(datasets),
+        "tokenize": len(datasets),
+        "train_mtl": seeds,
+        "finetune": 2 * len(finetune) * seeds,
+        "evaluate": (2 * len(finetune) + len(mtl)) * seeds,
+        "glue_table": 1,
+        "adapt": len(a["datasets"]) * len(a["sizes"]) * len(a["seeds"]) * 2,
+        "adapt_table": 1,
+        "all": 1,
+    }
+    assert "task qnli skipped" in proc.stderr + proc.stdout
+
+
+# --- Domain-adaptation subsamples ---------------------------------------------------------------
+
+
+def pool(counts: list[int], seed: int = 0) -> np.ndarray:
+    """Shuffled class ids with the given number of rows per class."""
+    labels = np.repeat(np.arange(len(counts)), counts)
+    return np.random.default_rng(seed).permutation(labels)
+
+
+SNLI = [183_416, 182_764, 183_187]  # 549,367 training rows (entailment, neutral, contradiction)
+SCITAIL = [8_602, 14_994]  # 23,596 training rows (entails, neutral)
+
+
+def test_subsample_is_the_same_in_another_process() -> None:
+    code = (
+        "import hashlib, numpy as np; from mtdnn.subsample import subsample;"
+        "labels = np.random.default_rng(7).integers(0, 3, 20_000);"
+        "print(hashlib.sha256(subsample(labels, 549, 'snli', 3).tobytes()).hexdigest())"
+    )
+    env = dict(os.environ, PYTHONHASHSEED="12345")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    labels = np.random.default_rng(7).integers(0, 3, 20_000)
+    here = subsample(labels, 549, "snli", 3)
+    assert proc.stdout.strip() == hashlib.sha256(here.tobytes()).hexdigest()
+    assert np.array_equal(here, subsample(labels, 549, "snli", 3))
+    assert not np.array_equal(here, subsample(labels, 549, "snli", 4))  # the seed matters
+    assert not np.array_equal(here, subsample(labels, 549, "scitail", 3))  # so does the dataset
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_subsamples_are_nested(seed: int) -> None:
+    labels = pool(SNLI)
+    small, large = subsample(labels, 549, "snli", seed), subsample(labels, 5493, "snli", seed)
+    assert len(small) == 549 and len(large) == 5493
+    assert np.isin(small, large).all()
+    fractions = [subsample(labels, f, "snli", seed) for f in (0.001, 0.01, 0.1)]
+    assert [len(d) for d in fractions] == [549, 5493, 54936]
+    for inner, outer in itertools.pairwise(fractions):
+        assert np.isin(inner, outer).all()
+    # A fraction and the count it floors to are the same draw.
+    assert np.array_equal(fractions[0], small) and np.array_equal(fractions[1], large)
+
+
+@pytest.mark.parametrize(
+    ("name", "counts", "sizes"),
+    [
+        ("snli", SNLI, [3, 4, 10, 99, 549, 5493, 54936]),
+        ("scitail", SCITAIL, [2, 3, 23, 235, 2359]),
+        ("skewed", [900, 50, 50], [20, 21, 57, 100, 333, 999, 1000]),
+    ],
+)
+def test_subsamples_are_stratified(name: str, counts: list[int], sizes: list[int]) -> None:
+    labels = pool(counts)
+    share = np.array(counts) / sum(counts)
+    for size in sizes:
+        for seed in (1, 2, 3):
+            drawn = np.bincount(labels[subsample(labels, size, name, seed)], minlength=len(counts))
+            assert drawn.sum() == size
+            # Each class within one example of its share of the pool.
+            assert np.abs(drawn - size * share).max() <= 1.0, (size, seed, drawn, size * share)
+
+
+def test_tiny_subsamples_have_every_class() -> None:
+    labels = pool([990, 5, 5])
+    for size in range(3, 12):
+        for seed in range(5):
+            drawn = labels[subsample(labels, size, "tiny", seed)]
+            assert set(np.unique(drawn)) == {0, 1, 2}, (size, seed)
+    with pytest.raises(MtdnnError, match="at least one example for each of 3 classes"):
+        subsample(labels, 2, "tiny", 0)
+
+
+def test_fractions_round_down() -> None:
+    assert resolve_size(0.001, sum(SCITAIL)) == 23  # 23.596
+    assert len(subsample(pool(SCITAIL), 0.001, "scitail", 1)) == 23
+    assert resolve_size(0.01, sum(SNLI)) == 5493  # 5493.67
+    assert resolve_size(0.001, sum(SNLI)) == 549
+    assert resolve_size(1, 100) == 100  # 1 is the whole pool
+    assert resolve_size(1.0, 100) == 100
+    assert resolve_size(100, 100) == 100
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [
+        (0, "fraction in \\(0, 1\\] or a count"),
+        (-5, "fraction in \\(0, 1\\] or a count"),
+        (1.5, "a fraction must be in \\(0, 1\\]"),
+        (101, "larger than the training pool \\(100 examples\\)"),
+        (True, "fraction in \\(0, 1\\] or a count"),
+    ],
+)
+def test_bad_sizes_fail(size, message: str) -> None:
+    with pytest.raises(MtdnnError, match=message):
+        subsample(pool([50, 50]), size, "snli", 1)

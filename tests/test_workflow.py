@@ -1,0 +1,376 @@
+"""Snakemake and DVC together (DESIGN §3), end to end on the smoke profile.
+
+One smoke project is built per module, in a temporary copy of the repository made into its own git
+repository, because a build takes minutes. The behaviours then run against it: build and no-op,
+`dvc repro`, experiments, one task's knob, push/wipe/pull, and a rerun of training that must give
+the same bytes. Wall times (the no-op calls among them) are printed at the end, not asserted.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+GLUE = REPO.parent / "shared" / "data" / "glue"
+BIN = Path(sys.executable).parent
+CORES = "2"
+
+# What a clean checkout holds: everything but VCS data, environments, caches and pipeline outputs.
+SKIP_TOP = {".git", ".venv", ".snakemake", ".pytest_cache", ".ruff_cache", "build", "logs"}
+SKIP_TOP |= {"data", "models", "results"}
+SKIP_DVC = {"cache", "tmp", "config.local"}
+# Directory outputs, then the table files, that DVC versions (metrics.json is tracked by git).
+DVC_DIRS = ("data", "models", "results/cells")
+TABLES = ("glue.csv", "glue.md", "domain_adaptation.csv", "domain_adaptation.md")
+TABLES += ("domain_adaptation.png",)
+
+
+def copy_project(dest: Path) -> Path:
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        here = Path(folder)
+        skip = {n for n in names if n == "__pycache__" or n.endswith((".egg-info", ".resume"))}
+        if here == REPO:
+            skip |= SKIP_TOP & set(names)
+        if here == REPO / ".dvc":
+            skip |= SKIP_DVC & set(names)
+        return skip
+
+    shutil.copytree(REPO, dest, ignore=ignore)
+    return dest
+
+
+def tool_env(package: Path, glue: Path | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "GLUE_DIR"}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    if glue is not None:
+        env["GLUE_DIR"] = str(glue)
+    # The copy's package runs, so DVC's `mtdnn` dependency is exactly the code that ran.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package), env.get("PYTHONPATH")]))
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # snakemake, dvc, mtdnn of this venv
+    for role in ("AUTHOR", "COMMITTER"):
+        env[f"GIT_{role}_NAME"] = "mtdnn tests"
+        env[f"GIT_{role}_EMAIL"] = "tests@mtdnn.invalid"
+    env["DVC_NO_ANALYTICS"] = "1"
+    return env
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def text(self) -> str:
+        return self.stdout + self.stderr
+
+
+@dataclass
+class Project:
+    root: Path
+    env: dict[str, str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def run(self, *cmd: str, check: bool = True, timeout: int = 1200) -> Result:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            cmd, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        result = Result(proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - start)
+        if check and result.returncode != 0:
+            pytest.fail(f"`{' '.join(cmd)}` exited {result.returncode}:\n{result.text[-6000:]}")
+        return result
+
+    def commit(self, message: str) -> None:
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-q", "--allow-empty", "-m", message)
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+
+# --- Reading Snakemake's output -----------------------------------------------------------------
+JOB = re.compile(r"^(?:local)?rule (\w+):\n((?:[ \t]+\S.*\n)*)", re.MULTILINE)
+
+
+def jobs(text: str) -> list[tuple[str, dict[str, str]]]:
+    """Every job a Snakemake run (or dry run) printed: (rule, wildcards)."""
+    out = []
+    for match in JOB.finditer(text):
+        wildcards = re.search(r"^\s+wildcards: (.*)$", match.group(2), re.MULTILINE)
+        pairs = wildcards.group(1).split(", ") if wildcards else []
+        out.append((match.group(1), dict(p.split("=", 1) for p in pairs)))
+    return out
+
+
+def job_counts(text: str) -> Counter:
+    """Jobs per rule, without the aggregate targets (`all`, `data`) that run no command."""
+    return Counter(rule for rule, _ in jobs(text) if rule not in {"all", "data"})
+
+
+def nothing_owed(project: Project, *targets: str) -> Result:
+    dry = project.run("snakemake", "-n", *targets)
+    assert "Nothing to be done" in dry.text, dry.text[-4000:]
+    assert jobs(dry.text) == []
+    return dry
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- The smoke project, built once --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def project(glue_dir, derived_dir, tmp_path_factory, pytestconfig):
+    if shutil.which("git") is None:
+        pytest.skip("git not found: DVC projects and experiments need a git repository")
+    root = copy_project(tmp_path_factory.mktemp("smoke") / "project")
+    proj = Project(root, tool_env(root, glue_dir))
+    proj.run(sys.executable, "-m", "mtdnn", "profile", "smoke")
+    proj.run("git", "init", "-q")
+    # Experiments are git commits: give this repository an identity of its own.
+    proj.run("git", "config", "user.name", proj.env["GIT_AUTHOR_NAME"])
+    proj.run("git", "config", "user.email", proj.env["GIT_AUTHOR_EMAIL"])
+    proj.commit("smoke profile")
+    yield proj
+    report = ", ".join(f"{k} {v:.2f} s" for k, v in proj.timings.items())
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None and report:
+        with capture.global_and_fixture_disabled():
+            reporter.ensure_newline()
+            reporter.write_line(f"[test_workflow timings] {report}")
+
+
+@pytest.fixture(scope="module")
+def built(project: Project) -> Result:
+    """`snakemake results/glue.csv` on a clean copy."""
+    build = project.run("snakemake", "--cores", CORES, "results/glue.csv")
+    project.timings["snakemake build (results/glue.csv)"] = build.seconds
+    return build
+
+
+@pytest.fixture(scope="module")
+def reproduced(built: Result, project: Project) -> tuple[Result, Result]:
+    """`dvc repro` twice after the Snakemake build, then a commit (the experiments' baseline)."""
+    first = project.run("dvc", "repro")
+    second = project.run("dvc", "repro")
+    project.timings["dvc repro (rest of the pipeline)"] = first.seconds
+    project.timings["dvc repro no-op"] = second.seconds
+    project.commit("pipeline built")
+    return first, second
+
+
+# --- 1. Snakemake builds, then does nothing -----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_snakemake_builds_then_does_nothing(project: Project, built: Result) -> None:
+    # smoke: 4 tasks (rte, mrpc, stsb, cola), 1 seed, fine-tuning on rte and stsb
+    assert job_counts(built.text) == {
+        "prepare": 4,
+        "tokenize": 4,
+        "train_mtl": 1,
+        "finetune": 4,
+        "evaluate": 6,
+        "glue_table": 1,
+    }
+    for name in ("glue.csv", "glue.md", "metrics.json"):
+        assert project.path(f"results/{name}").stat().st_size > 0, name
+
+    again = project.run("snakemake", "--cores", CORES, "results/glue.csv")
+    assert "Nothing to be done" in again.text, again.text[-4000:]
+    assert jobs(again.text) == []
+    project.timings["snakemake no-op"] = again.seconds
+    dry = nothing_owed(project, "results/glue.csv")
+    project.timings["snakemake -n"] = dry.seconds
+
+
+# --- 2. dvc repro ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_dvc_repro_completes_then_is_up_to_date(
+    project: Project, reproduced: tuple[Result, Result]
+) -> None:
+    first, second = reproduced
+    for stage in ("data", "glue", "adapt"):
+        assert f"Running stage '{stage}'" in first.text, first.text[-4000:]
+    # Outputs persist across `dvc repro`, so work Snakemake already did is not repeated: only the
+    # SNLI data and the adaptation cells are new (and the tables DVC removes before a stage).
+    ran = job_counts(first.text)
+    assert ran["adapt"] == 8 and ran["prepare"] == ran["tokenize"] == 1
+    assert not {"train_mtl", "finetune", "evaluate"} & set(ran), ran
+    assert "Data and pipelines are up to date." in second.text, second.text
+    assert "Running stage" not in second.text
+    nothing_owed(project)
+    assert "up to date" in project.run("dvc", "status").text
+    tracked = project.run("git", "ls-files").stdout.split()
+    assert {"dvc.lock", "results/metrics.json", "results/adapt_metrics.json"} <= set(tracked)
+
+
+# --- 7. The domain-adaptation outputs ------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_domain_adaptation_outputs(project: Project, reproduced) -> None:
+    with project.path("results/domain_adaptation.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["dataset"], int(r["n_train"]), r["init"]) for r in rows} == {
+        ("snli", n, init) for n in (6, 24) for init in ("base", "mtdnn")
+    }
+    assert len(rows) == 4
+    for row in rows:
+        assert row["split"] == "dev" and row["seeds"] == "2"
+        assert 0.0 <= float(row["mean"]) <= 100.0 and math.isfinite(float(row["std"]))
+
+    png = project.path("results/domain_adaptation.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert width >= 300 and height >= 200, (width, height)
+    assert len(png) > 10_000
+
+
+# --- 4. One task's knob reruns that task's cells and the table, nothing else ---------------------
+
+
+@pytest.mark.slow
+def test_one_task_knob_reruns_only_its_cells(project: Project, reproduced) -> None:
+    params_file = project.path("params.yaml")
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["finetune"].setdefault("per_task", {}).setdefault("rte", {})["lr"] = 2.0e-4
+    try:
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+        dry = project.run("snakemake", "-n")
+        planned = jobs(dry.text)
+        assert job_counts(dry.text) == {"finetune": 2, "evaluate": 2, "glue_table": 1}, dry.text
+        assert {(w["init"], w["task"]) for r, w in planned if r == "finetune"} == {
+            ("base", "rte"),
+            ("mtdnn", "rte"),
+        }
+        assert {(w["model"], w["task"]) for r, w in planned if r == "evaluate"} == {
+            ("base", "rte"),
+            ("mtdnn", "rte"),
+        }
+        # DVC agrees at the stage level: only the GLUE stage is stale.
+        status = json.loads(project.run("dvc", "status", "--json").stdout)
+        assert set(status) == {"glue"}, status
+    finally:
+        params_file.write_text(original)
+    nothing_owed(project)
+
+
+# --- 3. Experiments side by side ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def experiments(project: Project, reproduced) -> dict[str, tuple[float, Result]]:
+    """Two fine-tuning learning rates, each different from the committed one."""
+    runs = {}
+    for name, lr in {"lr-1e-4": 1e-4, "lr-2e-4": 2e-4}.items():
+        runs[name] = (lr, project.run("dvc", "exp", "run", "-n", name, "-S", f"finetune.lr={lr}"))
+        project.timings[f"dvc exp run {name}"] = runs[name][1].seconds
+    return runs
+
+
+@pytest.mark.slow
+def test_dvc_experiments_show_glue_metrics(project: Project, experiments) -> None:
+    for name, (_, run) in experiments.items():
+        # A fine-tuning knob: the fine-tuned cells and the table rerun; MTL, data, adaptation don't.
+        assert job_counts(run.text) == {"finetune": 4, "evaluate": 4, "glue_table": 1}, run.text
+        assert "Stage 'data' didn't change" in run.text, name
+        assert "Stage 'adapt' didn't change" in run.text, name
+
+    show = project.run("dvc", "exp", "show", "--csv")
+    rows = list(csv.DictReader(io.StringIO(show.stdout)))
+    by_name = {row["Experiment"]: row for row in rows if row["Experiment"]}
+    assert set(experiments) <= set(by_name), show.stdout
+    baseline = next(row for row in rows if row["typ"] == "baseline" and row["rev"] != "workspace")
+    metrics = ["glue_score/base", "glue_score/mtl", "glue_score/mtdnn"]
+    metrics += [f"{t}/{m}" for t in ("rte/accuracy", "stsb/pearson") for m in ("base", "mtdnn")]
+    for name, (lr, _) in experiments.items():
+        row = by_name[name]
+        assert float(row["finetune.lr"]) == pytest.approx(lr)
+        for column in metrics:
+            assert math.isfinite(float(row[column])), (name, column, row[column])
+        # The MT-DNN model without fine-tuning was not retrained.
+        assert row["glue_score/mtl"] == baseline["glue_score/mtl"]
+
+
+# --- 5. Push, wipe, pull: nothing owed ----------------------------------------------------------
+
+
+def wipe_outputs(root: Path) -> None:
+    for rel in (*DVC_DIRS, ".dvc/cache"):
+        shutil.rmtree(root / rel, ignore_errors=True)
+    for name in TABLES:
+        (root / "results" / name).unlink(missing_ok=True)
+
+
+@pytest.mark.slow
+def test_push_wipe_pull_owes_nothing(project: Project, reproduced, tmp_path: Path) -> None:
+    project.run("dvc", "remote", "add", "-d", "-f", "local", str(tmp_path / "remote"))
+    project.run("dvc", "push")
+    hashes = {p: sha256(p) for p in sorted(project.path("models").rglob("*.safetensors"))}
+    wipe_outputs(project.root)
+    assert not project.path("models").exists() and not project.path("data").exists()
+
+    project.run("dvc", "pull")
+    for name in TABLES:
+        assert project.path(f"results/{name}").is_file(), name
+    assert {p: sha256(p) for p in hashes} == hashes
+    assert "up to date" in project.run("dvc", "status").text
+    nothing_owed(project)
+
+
+# --- 8. Training again gives the same bytes ------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_retraining_gives_identical_bytes(project: Project, reproduced) -> None:
+    metrics = project.path("results/metrics.json").read_bytes()
+    models = [project.path("models/mtl/minilm/seed1")]
+    models += sorted(project.path("models/finetune/mtdnn/minilm").glob("*/seed1"))
+    weights = {m: sha256(m / "model.safetensors") for m in models}
+    assert len(weights) == 3
+    # Multi-task training again, and everything in the GLUE table that depends on it.
+    run = project.run("snakemake", "--cores", CORES, "results/glue.csv", "--forcerun", "train_mtl")
+    assert job_counts(run.text) == {"train_mtl": 1, "finetune": 2, "evaluate": 4, "glue_table": 1}
+    project.timings["rerun of train_mtl and its dependants"] = run.seconds
+    assert {m: sha256(m / "model.safetensors") for m in models} == weights
+    assert project.path("results/metrics.json").read_bytes() == metrics
+
+
+# --- 6. Lint and format -------------------------------------------------------------------------
+
+
+def test_workflow_lint_and_format(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "workflow", tmp_path / "workflow")
+    shutil.copyfile(REPO / "params.yaml", tmp_path / "params.yaml")
+    proj = Project(tmp_path, tool_env(REPO, GLUE if GLUE.is_dir() else None))
+    lint = proj.run("snakemake", "--lint", check=False)
+    assert lint.returncode == 0, lint.text
+    if shutil.which("snakefmt", path=proj.env["PATH"]) is None:
+        pytest.skip("snakefmt not installed (it comes with the `dev` dependency group)")
+    fmt = proj.run("snakefmt", "--check", "workflow", check=False)
+    assert fmt.returncode == 0, fmt.text
