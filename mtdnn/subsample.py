@@ -3,8 +3,9 @@
 Each class's rows get one fixed random order from (dataset, seed) alone. The classes are then merged
 into a single sequence: first one row of every class (so each class is present), then all other rows
 ordered by their quantile position within their class. A draw of size n is the first n rows of that
-sequence, so a smaller draw is always contained in a larger one (0.1 % ⊂ 1 % ⊂ 10 %), and every prefix
-keeps the class proportions of the pool to within one example per class. numpy's PCG64 seeded from
+sequence, so a smaller draw is always contained in a larger one (0.1 % ⊂ 1 % ⊂ 10 %). Past a few examples per class, every prefix
+keeps the pool's class proportions to within about one example per class (tiny draws from a very
+skewed pool deviate more, because each class is guaranteed one row). numpy's PCG64 seeded from
 integers gives the same stream on every platform, so the same seed gives the same rows anywhere.
 
 Fractions round down, as in the paper: SciTail 0.1 % of 23,596 is 23 examples, SNLI 1 % of 549,367 is
