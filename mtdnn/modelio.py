@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModel
+from transformers.utils import logging as hf_logging
 
 from mtdnn.checkpoint import CONFIG, WEIGHTS, load_weights, read_config
 from mtdnn.config import TrainConfig
@@ -15,6 +16,7 @@ from mtdnn.model import MTDNN
 from mtdnn.tasks import HeadKind, TaskSpec, TaskType
 
 log = logging.getLogger(__name__)
+hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars only clutter job logs
 
 
 def model_options(tasks: list[TaskSpec], cfg: TrainConfig) -> dict:
@@ -90,6 +92,16 @@ def _spec(tasks: dict[str, TaskSpec], name: str, ckpt: Path) -> TaskSpec:
     if name not in tasks:
         raise MtdnnError(f"{ckpt / CONFIG}: checkpoint task '{name}' is not a known task")
     return tasks[name]
+
+
+def check_encoder(ckpt: Path, encoder: str) -> dict:
+    """A checkpoint only initialises runs of the encoder it was trained with."""
+    cfg = read_config(ckpt)
+    if cfg["encoder"] != encoder:
+        raise MtdnnError(
+            f"{ckpt}: checkpoint was trained with encoder '{cfg['encoder']}', not '{encoder}'"
+        )
+    return cfg
 
 
 def init_from_checkpoint(

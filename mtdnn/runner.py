@@ -17,7 +17,7 @@ from mtdnn.distributed import Dist
 from mtdnn.encoders import resolve_encoder
 from mtdnn.errors import MtdnnError
 from mtdnn.fileio import read_json
-from mtdnn.modelio import from_pretrained, init_from_checkpoint, model_options
+from mtdnn.modelio import check_encoder, from_pretrained, init_from_checkpoint, model_options
 from mtdnn.precision import pick_device, resolve_dtype
 from mtdnn.tasks import TaskSpec
 from mtdnn.tokenization import load_tokenizer
@@ -60,6 +60,8 @@ def build_run(
     train_rows: dict[str, np.ndarray] | None = None,
 ) -> Run:
     """``init`` None: the plain pre-trained encoder (the baseline); else an MT-DNN checkpoint."""
+    if init is not None:
+        check_encoder(init, encoder)  # before any data is read: fail fast on a mismatched start
     torch.manual_seed(seed)  # head initialisation and dropout stream
     device = pick_device()
     enc_path = resolve_encoder(encoder)
