@@ -35,7 +35,7 @@ def adapt_table(frame: pd.DataFrame, decimals: int, plot: Path | None) -> tuple[
                 "seeds": len(vals),
                 "mean": round(float(vals.mean()), decimals),
                 "std": round(std, decimals),
-                "paper": _paper(task, n, init),
+                "paper": _paper(task, n, init) if column == task else None,
             }
         )
         flat[f"adapt/{column}/n{n}/{init}"] = round(float(vals.mean()), 4)
