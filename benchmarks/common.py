@@ -23,11 +23,16 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFL
 DEFAULT_GLUE = "/work/shared/data/glue"
 
 
-def setup_env(threads: int) -> None:
-    """Offline hubs, quiet logs, and a fixed torch thread count (set before torch does any work)."""
+def offline_env(threads: int) -> None:
+    """Offline hubs and the OpenMP thread count: must be set before transformers/torch import."""
     for k, v in OFFLINE.items():
         os.environ.setdefault(k, v)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
+def setup_env(threads: int) -> None:
+    """Offline hubs, quiet logs, and a fixed torch thread count (set before torch does any work)."""
+    offline_env(threads)
     import torch
 
     torch.set_num_threads(threads)

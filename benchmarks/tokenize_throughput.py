@@ -67,7 +67,11 @@ def stage_breakdown(task, canonical: Path, tok, max_len: int) -> dict[str, float
     text_a = cols["text_a"]
     pair = any(v is not None for v in cols["text_b"])
     text_b = cols["text_b"] if pair else None
-    # The HF call = Rust encode_batch + conversion of every Encoding into Python lists.
+    t = time.perf_counter()
+    ids, types = T.encode(tok, text_a, text_b, max_len)
+    st["encode() (HF tokenizer __call__, Rust + Python lists)"] = time.perf_counter() - t
+    # encode() = Rust encode_batch + HF converting every Encoding to Python lists; the
+    # tokenizer keeps the truncation settings of the last __call__. The HF call = Rust encode_batch + conversion of every Encoding into Python lists.
     t = time.perf_counter()
     for lo in range(0, len(text_a), T.CHUNK):
         tok._tokenizer.encode_batch(
@@ -76,9 +80,6 @@ def stage_breakdown(task, canonical: Path, tok, max_len: int) -> dict[str, float
             else text_a[lo : lo + T.CHUNK]
         )
     st["  of which: Rust encode_batch alone"] = time.perf_counter() - t
-    t = time.perf_counter()
-    ids, types = T.encode(tok, text_a, text_b, max_len)
-    st["encode() (HF tokenizer __call__, Rust + Python lists)"] = time.perf_counter() - t
     t = time.perf_counter()
     arrays = (T._list_array(ids, np.int32), T._list_array(types, np.int8))
     st["_list_array x2 (Python lists -> Arrow)"] = time.perf_counter() - t
@@ -103,13 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="cProfile one cold call")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
+    common.offline_env(args.threads)
+    t = time.perf_counter()
+    import transformers  # noqa: F401
+
+    t_import = time.perf_counter() - t
     common.setup_env(args.threads)
 
     with common.scratch(args.workdir, args.keep):
-        t = time.perf_counter()
-        import transformers  # noqa: F401
-
-        t_import = time.perf_counter() - t
         from mtdnn.batching import load_task_data
         from mtdnn.encoders import resolve_encoder
         from mtdnn.tokenization import load_tokenizer, tokenize_task
