@@ -47,6 +47,7 @@ NAMES = {
     "c": "(c) plain loop, sorted buckets, bf16, fused AdamW",
     "d": "(d) mtdnn fit, single task",
     "e": "(e) mtdnn fit, all tasks (Algorithm 1)",
+    "f": "(f) mtdnn fit, single task, torch.compile",
 }
 LR, CLIP, SEED = 5e-5, 1.0, 42
 
@@ -347,7 +348,12 @@ def run_ours(key: str, rs: list[Rows], encoder: str, max_len: int, tmp: Path, wa
 
     n = max(len(r.rows) for r in rs)
     cfg = TrainConfig(
-        max_train_examples=n, epochs=1, eval_each_epoch=False, precision="auto", batch_size=32
+        max_train_examples=n,
+        epochs=1,
+        eval_each_epoch=False,
+        precision="auto",
+        batch_size=32,
+        compile=key == "f",  # (f): the encoder under torch.compile; warm-up steps absorb compiling
     )
     name = "+".join(r.spec.name for r in rs)
     run = build_run(
@@ -456,7 +462,7 @@ def report(results: dict, data: dict[str, Rows], shape, peak: dict, quiet: float
     for label, ts in groups:
         flops = sum(useful_flops(data[t].lengths, params, layers, hidden) for t in ts)
         agg = {}
-        for k in "abcd":
+        for k in "abcdf":
             if k in med and all(t in med[k] for t in ts):
                 picked = [med[k][t] for t in ts]
                 runs = results[k][ts[0]] if len(ts) == 1 else []
@@ -529,7 +535,9 @@ def main(argv: list[str] | None = None) -> int:
     common.common_args(p)
     p.add_argument("--tasks", nargs="+", default=["sst2", "rte", "mrpc"])
     p.add_argument("--examples", type=int, default=768, help="train rows per task (default 768)")
-    p.add_argument("--contenders", default="abcde", help="subset of abcde (default all)")
+    p.add_argument(
+        "--contenders", default="abcde", help="subset of abcdef (default abcde; f: (d) compiled)"
+    )
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps per contender")
     p.add_argument("--repeats", type=int, default=1, help="rounds of (b)-(e), interleaved")
     p.add_argument("--repeat-a", action="store_true", help="repeat (a) in every round too (slow)")
@@ -605,10 +613,8 @@ def main(argv: list[str] | None = None) -> int:
                 return record(run_hf(k, data[t], enc_path, tmp, args.warmup, args.max_len))
             if k == "c":
                 return record(run_plain(data[t], enc_path, args.warmup))
-            if k == "d":
-                return record(
-                    run_ours("d", [data[t]], args.encoder, args.max_len, tmp, args.warmup)
-                )
+            if k in "df":
+                return record(run_ours(k, [data[t]], args.encoder, args.max_len, tmp, args.warmup))
             return record(
                 run_ours("e", list(data.values()), args.encoder, args.max_len, tmp, args.warmup)
             )
@@ -622,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
                 if quiet:
                     return
 
-        inner = [k for k in "bcd" if k in args.contenders]
+        inner = [k for k in "bcdf" if k in args.contenders]
         for rep in range(args.repeats):
             for t in data:
                 if "a" in args.contenders and (rep == 0 or args.repeat_a):

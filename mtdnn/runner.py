@@ -87,8 +87,13 @@ def build_run(
         "data": {t: read_json(d / "manifest.json")["canonical"] for t, d in tok_dirs.items()},
     }
     tokenizer = load_tokenizer(str(init) if init else enc_path)
+    model.to(device)
+    if cfg.compile:
+        # In place (nn.Module.compile), so parameter names and checkpoints stay those of eager mode.
+        # dynamic=True: padded lengths vary per batch, and a recompile per length would cost more.
+        model.encoder.compile(dynamic=True)
     return Run(
-        model.to(device),
+        model,
         train,
         dev,
         cfg,
