@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from test_train import REPO, build_project, tiny_encoder
+from test_train import REPO, build_project, tiny_encoder, train_mtl_args
 
 CFG = json.dumps(
     {
@@ -31,21 +31,7 @@ def trained(tmp_path_factory, glue_dir):
     encoder = tiny_encoder(root / "tiny-bert")
     build_project(root, glue_dir, encoder, tasks=("rte",))
     env = os.environ | {"PYTHONPATH": str(REPO)}
-    args = [
-        "train-mtl",
-        "--tasks",
-        "rte",
-        "--encoder",
-        str(encoder),
-        "--max-len",
-        "64",
-        "--seed",
-        "1",
-        "--cfg",
-        CFG,
-        "--out",
-        "model",
-    ]
+    args = [*train_mtl_args(encoder, 1, CFG), "--out", "model"]
     proc = subprocess.run(
         [sys.executable, "-m", "mtdnn", *args], cwd=root, env=env, capture_output=True, text=True
     )
@@ -112,21 +98,7 @@ def test_resume_without_trainer_state(trained, tmp_path, cli):
     last = tmp_path / "run.resume" / "last"
     shutil.copytree(root / "model", last)  # weights and config, but no optimizer/trainer state
     r = cli(
-        [
-            "train-mtl",
-            "--tasks",
-            "rte",
-            "--encoder",
-            encoder,
-            "--max-len",
-            "64",
-            "--seed",
-            "1",
-            "--cfg",
-            CFG,
-            "--out",
-            out,
-        ],
+        [*train_mtl_args(encoder, 1, CFG), "--out", out],
         root,
     )
     one_line_error(r, str(last), "missing trainer state")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import REPO, assert_same_weights, build_project, tiny_encoder
+from test_train import REPO, assert_same_weights, build_project, tiny_encoder, train_mtl_args
 
 from mtdnn.checkpoint import load_weights
 
@@ -53,23 +53,7 @@ def train(
     env.pop("MTDNN_FAULT", None)
     if fault:
         env["MTDNN_FAULT"] = fault
-    args = [
-        "train-mtl",
-        "--tasks",
-        "rte,stsb",
-        "--encoder",
-        str(encoder),
-        "--max-len",
-        "64",
-        "--seed",
-        "5",
-        "--cfg",
-        CFG,
-        "--threads",
-        "1",
-        "--out",
-        out,
-    ]
+    args = [*train_mtl_args(encoder, 5, CFG, tasks="rte,stsb"), "--threads", "1", "--out", out]
     return subprocess.run(
         [sys.executable, "-m", "mtdnn", *args], cwd=root, env=env, capture_output=True, text=True
     )

@@ -56,6 +56,12 @@ def tiny_encoder(dest: Path, dropout: float = 0.1) -> Path:
     return dest
 
 
+def train_mtl_args(encoder, seed: int, cfg: str, tasks: str = "rte", max_len: int = 64) -> list:
+    """`mtdnn train-mtl` arguments on the tiny encoder (add "--out", ... and any extra flags)."""
+    return ["train-mtl", "--tasks", tasks, "--encoder", str(encoder), "--max-len", str(max_len),
+            "--seed", str(seed), "--cfg", cfg]  # fmt: skip
+
+
 def build_project(
     root: Path, glue: Path, encoder: Path, tasks=("rte", "stsb"), max_len: int = 64
 ) -> None:
@@ -187,21 +193,7 @@ def test_ddp_two_processes_match_one_process(project, tmp_path):
             "dropout": 0.0,
         }
     )
-    common = [
-        "train-mtl",
-        "--tasks",
-        "rte",
-        "--encoder",
-        str(encoder),
-        "--max-len",
-        "64",
-        "--seed",
-        "3",
-        "--cfg",
-        cfg,
-        "--threads",
-        "1",
-    ]
+    common = [*train_mtl_args(encoder, 3, cfg), "--threads", "1"]
     env = os.environ | {"PYTHONPATH": str(REPO)}
     single = subprocess.run(
         [sys.executable, "-m", "mtdnn", *common, "--out", "one"],
