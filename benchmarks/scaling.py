@@ -18,6 +18,7 @@ every size means linear):
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -136,6 +137,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-training", action="store_true")
     args = p.parse_args()
+    os.environ.setdefault("TQDM_DISABLE", "1")  # fit's progress bars would bury the tables
     common.setup_env(args.threads)
     print(common.machine())
 
