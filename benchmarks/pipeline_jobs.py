@@ -1,17 +1,19 @@
-"""Where a pipeline run's time and memory went, per rule, from Snakemake's own benchmark files.
+"""Where a pipeline run's time went, per rule, from Snakemake's own run log.
 
-Every heavy rule declares ``benchmark: logs/benchmarks/<rule>/....tsv``; Snakemake writes one row
-per job (wall seconds, CPU seconds, peak RSS sampled by psutil: every 0.5 s for the first 30 s,
-then every 30 s). This prints them per rule, and, with ``--wall`` (the run's wall time) and
-``--cores``, how well the jobs filled the cores.
+Snakemake logs every job's start (``rule <name>:`` with its ``jobid``, under a timestamp) and end
+(``Finished jobid: N``). This pairs them, sums the wall seconds per rule (1 s resolution) and
+shows how fully the jobs kept the cores busy over the run.
 
-``python benchmarks/pipeline_jobs.py [PROJECT_DIR] --wall 3300 --cores 2``
+``python benchmarks/pipeline_jobs.py [PROJECT_DIR | LOG_FILE] [--cores 2]``
+(default: the newest log in ``./.snakemake/log``).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -19,79 +21,62 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import table  # noqa: E402
 
-
-def load(root: Path) -> pd.DataFrame:
-    bench = root / "logs" / "benchmarks"
-    frames = []
-    for f in sorted(bench.rglob("*.tsv")):
-        df = pd.read_csv(f, sep="\t", na_values=["NA", "-"])
-        df["rule"] = f.relative_to(bench).parts[0]
-        frames.append(df)
-    if not frames:
-        sys.exit(f"{bench}: no Snakemake benchmark files (run the workflow first)")
-    return pd.concat(frames, ignore_index=True)
+STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]$")
+RULE = re.compile(r"^(?:local)?rule (\w+):$")
+JOBID = re.compile(r"^\s+jobid: (\d+)$")
+DONE = re.compile(r"^Finished jobid: (\d+)")
 
 
-def summary(df: pd.DataFrame) -> pd.DataFrame:
-    return (
-        df.groupby("rule")
-        .agg(
-            jobs=("s", "size"),
-            total_s=("s", "sum"),
-            mean_s=("s", "mean"),
-            max_s=("s", "max"),
-            cpu_s=("cpu_time", "sum"),
-            peak_rss_mb=("max_rss", "max"),
-        )
-        .sort_values("total_s", ascending=False)
-    )
+def newest_log(path: Path) -> Path:
+    if path.is_file():
+        return path
+    logs = sorted((path / ".snakemake" / "log").glob("*.snakemake.log"))
+    if not logs:
+        sys.exit(f"{path}/.snakemake/log: no Snakemake run log (run the workflow first)")
+    return logs[-1]
+
+
+def jobs(log: Path) -> pd.DataFrame:
+    """One row per finished job: rule, start, end (timestamps as Snakemake printed them)."""
+    started: dict[str, tuple[str, datetime]] = {}
+    rows, now, rule = [], None, None
+    for line in log.read_text().splitlines():
+        if m := STAMP.match(line):
+            now = datetime.strptime(m.group(1), "%a %b %d %H:%M:%S %Y")
+        elif m := RULE.match(line):
+            rule = m.group(1)
+        elif (m := JOBID.match(line)) and rule:
+            started[m.group(1)], rule = (rule, now), None
+        elif (m := DONE.match(line)) and m.group(1) in started:
+            name, start = started.pop(m.group(1))
+            rows.append({"rule": name, "start": start, "end": now})
+    if not rows:
+        sys.exit(f"{log}: no finished jobs in this log")
+    return pd.DataFrame(rows).assign(s=lambda d: (d.end - d.start).dt.total_seconds())
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("root", nargs="?", type=Path, default=Path.cwd())
-    p.add_argument("--wall", type=float, help="the run's wall-clock seconds")
+    p.add_argument("path", nargs="?", type=Path, default=Path.cwd())
     p.add_argument("--cores", type=int, default=2)
     args = p.parse_args()
-    s = summary(load(args.root))
-    total = s["total_s"].sum()
+    log = newest_log(args.path)
+    df = jobs(log)
+    per = df.groupby("rule")["s"].agg(["size", "sum", "mean", "max"]).sort_values("sum")[::-1]
+    total = per["sum"].sum()
     rows = [
-        [
-            rule,
-            f"{r.jobs}",
-            f"{r.total_s:,.0f}",
-            f"{r.total_s / total:.0%}",
-            f"{r.mean_s:.1f}",
-            f"{r.max_s:.0f}",
-            f"{r.cpu_s:,.0f}",
-            f"{r.peak_rss_mb:,.0f}",
-        ]
-        for rule, r in s.iterrows()
-    ]
-    rows.append(
-        [
-            "all",
-            f"{s['jobs'].sum()}",
-            f"{total:,.0f}",
-            "100%",
-            "",
-            "",
-            f"{s['cpu_s'].sum():,.0f}",
-            f"{s['peak_rss_mb'].max():,.0f}",
-        ]
-    )
+        [rule, f"{int(r['size'])}", f"{r['sum']:,.0f}", f"{r['sum'] / total:.0%}", f"{r['mean']:.1f}",
+         f"{r['max']:.0f}"]
+        for rule, r in per.iterrows()
+    ]  # fmt: skip
+    rows.append(["all", f"{len(df)}", f"{total:,.0f}", "100%", "", ""])
+    print(f"{log}\n")
+    print(table(rows, ["rule", "jobs", "job-seconds", "share", "mean s", "max s"]))
+    wall = (df.end.max() - df.start.min()).total_seconds()
     print(
-        table(
-            rows,
-            ["rule", "jobs", "job-seconds", "share", "mean s", "max s", "CPU s", "peak RSS MB"],
-        )
+        f"\nfirst job start to last job end: {wall:,.0f} s on {args.cores} cores; the jobs filled "
+        f"{total / (wall * args.cores):.0%} of the core-seconds"
     )
-    if args.wall:
-        fill = total / (args.wall * args.cores)
-        print(
-            f"\nwall {args.wall:,.0f} s on {args.cores} cores: jobs filled {fill:.0%} of the "
-            f"core-seconds (ideal packing: {total / args.cores:,.0f} s)"
-        )
 
 
 if __name__ == "__main__":

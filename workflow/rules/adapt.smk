@@ -10,8 +10,6 @@ rule adapt:
         "results/cells/adapt/{init}/{enc}/{task}/{size}/seed{seed}.json",
     log:
         "logs/adapt/{init}/{enc}/{task}/{size}/seed{seed}.log",
-    benchmark:
-        "logs/benchmarks/adapt/{init}/{enc}/{task}/{size}/seed{seed}.tsv"
     wildcard_constraints:
         size=r"(n\d+|p[0-9.e-]+)",
     conda:

@@ -3,8 +3,6 @@ rule prepare:
         directory("data/canonical/{task}"),
     log:
         "logs/prepare/{task}.log",
-    benchmark:
-        "logs/benchmarks/prepare/{task}.tsv"
     conda:
         "../envs/mtdnn.yaml"
     params:
@@ -22,8 +20,6 @@ rule tokenize:
         directory("data/tokenized/{enc}-L{max_len}/{task}"),
     log:
         "logs/tokenize/{enc}-L{max_len}/{task}.log",
-    benchmark:
-        "logs/benchmarks/tokenize/{enc}-L{max_len}/{task}.tsv"
     wildcard_constraints:
         max_len=r"\d+",
     conda:

@@ -8,8 +8,6 @@ rule finetune:
         directory("models/finetune/{init}/{enc}/{task}/seed{seed}"),
     log:
         "logs/finetune/{init}/{enc}/{task}/seed{seed}.log",
-    benchmark:
-        "logs/benchmarks/finetune/{init}/{enc}/{task}/seed{seed}.tsv"
     conda:
         "../envs/mtdnn.yaml"
     threads: lookup(dpath="finetune/threads", within=config, default=1)
@@ -36,8 +34,6 @@ rule evaluate:
         "results/cells/glue/{model}/{enc}/{task}/seed{seed}.json",
     log:
         "logs/evaluate/{model}/{enc}/{task}/seed{seed}.log",
-    benchmark:
-        "logs/benchmarks/evaluate/{model}/{enc}/{task}/seed{seed}.tsv"
     conda:
         "../envs/mtdnn.yaml"
     threads: lookup(dpath="finetune/threads", within=config, default=1)

@@ -7,8 +7,6 @@ rule train_mtl:
         directory("models/mtl/{enc}/seed{seed}"),
     log:
         "logs/train_mtl/{enc}/seed{seed}.log",
-    benchmark:
-        "logs/benchmarks/train_mtl/{enc}/seed{seed}.tsv"
     # Start multi-task training first: every MT-DNN fine-tuning waits for it.
     priority: 10
     conda:
