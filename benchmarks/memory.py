@@ -113,15 +113,20 @@ def measure(grid, max_train: int | None, threads: int, env: dict[str, str]) -> d
         stderr=subprocess.PIPE,
         text=True,
     )
-    child = None
-    while child is None and proc.poll() is None:  # the training process is the wrapper's child
+    sampler = None
+    while sampler is None and proc.poll() is None:  # the training process is the wrapper's child
         kids = psutil.Process(proc.pid).children()
-        child = kids[0].pid if kids else time.sleep(0.02)
-    sampler = threading.Thread(target=sample, args=(child, samples, stop), daemon=True)
-    sampler.start()
+        if kids:
+            sampler = threading.Thread(
+                target=sample, args=(kids[0].pid, samples, stop), daemon=True
+            )
+            sampler.start()
+        else:
+            time.sleep(0.02)
     stdout, stderr = proc.communicate()
     stop.set()
-    sampler.join()
+    if sampler is not None:  # None: it ended before it was seen; ru_maxrss still holds its peak
+        sampler.join()
     if proc.returncode != 0:
         sys.exit(f"train-mtl exited {proc.returncode}: {stderr.strip()[-2000:]}")
     rss = [r for _, r in samples]

@@ -70,8 +70,9 @@ def stage_breakdown(task, canonical: Path, tok, max_len: int) -> dict[str, float
     t = time.perf_counter()
     ids, types = T.encode(tok, text_a, text_b, max_len)
     st["encode() (HF tokenizer __call__, Rust + Python lists)"] = time.perf_counter() - t
-    # encode() = Rust encode_batch + HF converting every Encoding to Python lists; the
-    # tokenizer keeps the truncation settings of the last __call__. The HF call = Rust encode_batch + conversion of every Encoding into Python lists.
+    # encode() = Rust encode_batch + HF converting every Encoding to Python lists. It runs first
+    # because the tokenizer keeps the truncation settings of the last __call__, which the Rust
+    # call below then reuses.
     t = time.perf_counter()
     for lo in range(0, len(text_a), T.CHUNK):
         tok._tokenizer.encode_batch(

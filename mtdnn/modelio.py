@@ -108,11 +108,7 @@ def init_from_checkpoint(
     ckpt: Path, tasks: list[TaskSpec], opts: dict, encoder: str, keep_head: bool
 ) -> MTDNN:
     """Fine-tuning start: the checkpoint's shared encoder, and its head for a task when asked and compatible."""
-    cfg = read_config(ckpt)
-    if cfg["encoder"] != encoder:
-        raise MtdnnError(
-            f"{ckpt}: checkpoint was trained with encoder '{cfg['encoder']}', not '{encoder}'"
-        )
+    cfg = check_encoder(ckpt, encoder)
     model = _build(_encoder_from_config(cfg), tasks, opts)
     state = load_weights(ckpt / WEIGHTS)
     model.load_encoder_state({k: v for k, v in state.items() if not k.startswith("heads.")})
