@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+from smoke_workflow import SNAKEMAKE, assert_nothing_owed, smoke_workflow
 from test_train import REPO, build_project, tiny_encoder, train_mtl_args
 
 CFG = json.dumps(
@@ -107,10 +108,9 @@ def test_resume_without_trainer_state(trained, tmp_path, cli):
 
 def test_killed_snakemake_run_recovers(tmp_path, glue_dir):
     """SIGKILL the whole Snakemake process group mid-job; the rerun redoes the incomplete job."""
-    shutil.copytree(REPO / "workflow", tmp_path / "workflow")
-    shutil.copy(REPO / "mtdnn/profiles/smoke.yaml", tmp_path / "params.yaml")
+    smoke_workflow(tmp_path)
     env = os.environ | {"GLUE_DIR": str(glue_dir)}
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "1", "data"]
+    cmd = [*SNAKEMAKE, "--cores", "1", "data"]
     first = subprocess.Popen(
         cmd,
         cwd=tmp_path,
@@ -134,13 +134,6 @@ def test_killed_snakemake_run_recovers(tmp_path, glue_dir):
     assert unlock.returncode == 0, unlock.stderr[-1000:]
     again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
-    dry = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "data"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert "Nothing to be done" in dry.stdout + dry.stderr
+    assert_nothing_owed(tmp_path, env)
     for manifest in (tmp_path / "data" / "tokenized").rglob("manifest.json"):
         assert json.loads(manifest.read_text())["splits"]  # complete, readable outputs only

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import ast
 import os
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from smoke_workflow import SNAKEMAKE, assert_nothing_owed, smoke_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = sorted((REPO / "mtdnn").rglob("*.py")) + sorted((REPO / "benchmarks").glob("*.py"))
@@ -117,14 +116,10 @@ def test_offline_run_attempts_no_network(tmp_path, glue_dir, monkeypatch, cli):
 
 def test_concurrent_snakemake_runs_are_locked_out(tmp_path, glue_dir):
     """Two invocations on one tree: Snakemake's lock makes the second fail cleanly."""
-    for name in ("workflow", "mtdnn/profiles/smoke.yaml"):
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(
-            src, tmp_path / ("params.yaml" if src.is_file() else name)
-        )
+    smoke_workflow(tmp_path)
     env = os.environ | {"GLUE_DIR": str(glue_dir)}
     first = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "--cores", "1", "data"],
+        [*SNAKEMAKE, "--cores", "1", "data"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -137,7 +132,7 @@ def test_concurrent_snakemake_runs_are_locked_out(tmp_path, glue_dir):
             break
         time.sleep(0.1)
     second = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "1", "data"],
+        [*SNAKEMAKE, "--cores", "1", "data"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -147,11 +142,4 @@ def test_concurrent_snakemake_runs_are_locked_out(tmp_path, glue_dir):
     assert first.returncode == 0, out[-2000:]
     assert second.returncode != 0
     assert "lock" in (second.stdout + second.stderr).lower()
-    dry = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "data"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert "Nothing to be done" in dry.stdout + dry.stderr
+    assert_nothing_owed(tmp_path, env)
