@@ -87,12 +87,27 @@ def require_labels(data: TaskData, where: str) -> None:
         )
 
 
-def cap_rows(n: int, cap: int | None, seed: int, task: str) -> np.ndarray:
-    """A fixed random subset of at most ``cap`` rows, the same for every training seed and init."""
-    if cap is None or cap >= n:
+def row_order(n: int, seed: int, task: str) -> np.ndarray:
+    """One seeded permutation of a split's rows per (data seed, task): every cap is a prefix of it,
+    so smaller caps nest inside larger ones (fine-tuning rows ⊆ multi-task rows), and a held-out
+    slice is its tail, disjoint from every cap."""
+    return np.random.default_rng([seed, zlib.crc32(task.encode())]).permutation(n)
+
+
+def cap_rows(n: int, cap: int | None, seed: int, task: str, holdout: int = 0) -> np.ndarray:
+    """The first ``cap`` rows of the seeded order, less the ``holdout`` tail; the same for every
+    training seed and init. Returned sorted (the set matters; batches are shuffled anyway)."""
+    if holdout >= n and holdout:
+        raise MtdnnError(f"task {task}: holdout_examples {holdout} leaves no training rows of {n}")
+    if holdout == 0 and (cap is None or cap >= n):
         return np.arange(n)
-    rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
-    return np.sort(rng.choice(n, size=cap, replace=False))
+    order = row_order(n, seed, task)[: n - holdout]
+    return np.sort(order[:cap])
+
+
+def holdout_rows(n: int, holdout: int, seed: int, task: str) -> np.ndarray:
+    """The held-out tail of the seeded order: rows to select the best epoch on, never trained on."""
+    return np.sort(row_order(n, seed, task)[n - holdout :]) if holdout else np.arange(0)
 
 
 def collate(data: TaskData, rows: np.ndarray, pad_id: int = 0) -> dict[str, torch.Tensor]:

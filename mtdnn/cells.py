@@ -26,9 +26,11 @@ def evaluate_cell(
     predictions: Path | None,
     cell: dict,
     batch_size: int = 256,
+    registry: dict[str, TaskSpec] | None = None,
 ) -> dict:
+    """``registry`` must hold every task the model has a head for (params' custom tasks too)."""
     start = time.perf_counter()
-    registry = load_tasks() | {task.name: task}
+    registry = (registry if registry is not None else load_tasks()) | {task.name: task}
     model, cfg = load_model(model_dir, registry, extra=[task])
     device = pick_device()
     dtype = resolve_dtype(cfg["train_config"].get("precision", "auto"), device)

@@ -28,6 +28,36 @@ def command(name: str, help: str):
     return wrap
 
 
+DESCRIPTION = """\
+MT-DNN reproducibility pipeline (Liu et al. 2019).
+
+The normal entry point is Snakemake, which runs these verbs for every cell of the grid with the
+knobs of params.yaml:  snakemake --cores all  (DVC runs the same through `dvc repro` and
+`dvc exp run`). Call a verb by hand to run one step; `mtdnn VERB --help` lists its options.
+"""
+# Pipeline stages first, in the order data flows through them; then the tools around them.
+ORDER = (
+    "prepare",
+    "tokenize",
+    "train-mtl",
+    "finetune",
+    "evaluate",
+    "adapt",
+    "report",
+    "predict",
+    "submit",
+    "export",
+    "subsample",
+    "profile",
+    "check",
+    "tasks",
+)
+
+
+def _rank(name: str) -> int:
+    return ORDER.index(name) if name in ORDER else len(ORDER)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse's own code)
         raise MtdnnError(f"{self.prog}: {message}")
@@ -36,10 +66,21 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from mtdnn import commands  # noqa: F401  (registers the verbs)
 
-    parser = _Parser(prog="mtdnn", description="MT-DNN reproducibility pipeline")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name, (add, run, help) in COMMANDS.items():
+    parser = _Parser(
+        prog="mtdnn",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages too")
+    sub = parser.add_subparsers(
+        title="verbs, in pipeline order",
+        dest="command",
+        required=True,
+        parser_class=_Parser,
+        metavar="VERB",
+    )
+    for name in sorted(COMMANDS, key=_rank):
+        add, run, help = COMMANDS[name]
         p = sub.add_parser(name, help=help, description=help)
         add(p)
         p.set_defaults(run=run)

@@ -76,11 +76,18 @@ def prepare(args) -> None:
 
 
 def _add_tokenize(p) -> None:
-    p.add_argument("--task", required=True)
+    p.add_argument("--task", required=True, help="task name, e.g. rte (see `mtdnn tasks`)")
     p.add_argument(
-        "--encoder", default=None, help="encoder alias (default: params encoder, else minilm)"
+        "--encoder",
+        default=None,
+        help="encoder alias or local model directory (default: params encoder, else minilm)",
     )
-    p.add_argument("--max-len", type=int, default=None)
+    p.add_argument(
+        "--max-len",
+        type=int,
+        default=None,
+        help="truncate to this many wordpieces (default: params tokenize.max_len, else 128)",
+    )
     p.add_argument("--canonical", type=Path, help="input dir (default data/canonical/<task>)")
     p.add_argument(
         "--out", type=Path, help="output dir (default data/tokenized/<enc>-L<len>/<task>)"
@@ -108,7 +115,7 @@ def tokenize(args) -> None:
 
 def _add_profile(p) -> None:
     p.add_argument("name", help="default | paper | smoke")
-    p.add_argument("--out", default=PARAMS)
+    p.add_argument("--out", default=PARAMS, help="file to write (default: ./params.yaml)")
 
 
 @command("profile", "switch the active profile: rewrite params.yaml from a shipped profile")(
@@ -126,6 +133,13 @@ def profile(args) -> None:
     with atomic_path(args.out) as tmp, resources.as_file(src) as f:
         shutil.copyfile(f, tmp)
     log.info("params.yaml now holds the '%s' profile", args.name)
+
+
+CFG_HELP = (
+    "knobs as a JSON object, applied key by key over the params file's stage "
+    """(e.g. '{"lr": 2e-5}'); the workflow passes the whole stage"""
+)
+THREADS_HELP = "torch threads (the workflow passes the job's threads)"
 
 
 def _add_check(p) -> None:
@@ -152,23 +166,61 @@ def _train_args(p, multi: bool) -> None:
     if multi:
         p.add_argument("--tasks", required=True, help="comma-separated task names")
     else:
-        p.add_argument("--task", required=True)
+        p.add_argument("--task", required=True, help="the task to fine-tune")
         p.add_argument(
             "--init",
             dest="init_from",
             type=Path,
+            metavar="DIR",
             help="MT-DNN checkpoint to start from (default: plain encoder)",
         )
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--encoder", help="encoder alias (default: params encoder)")
-    p.add_argument("--max-len", type=int)
-    p.add_argument("--cfg", help="the stage's knobs as JSON (what the workflow passes)")
+    p.add_argument("--seed", type=int, required=True, help="seed for weights, batches and dropout")
+    p.add_argument("--out", type=Path, required=True, help="model directory to write")
+    p.add_argument(
+        "--encoder", help="encoder alias or local model directory (default: params encoder)"
+    )
+    p.add_argument("--max-len", type=int, help="max wordpieces (default: params tokenize.max_len)")
+    p.add_argument("--cfg", help=CFG_HELP)
     p.add_argument(
         "--threads", type=int, help="torch threads (the workflow passes the job's threads)"
     )
     p.add_argument("--stop-after", type=int, help=argparse_suppress())
+    if multi:
+        p.add_argument(
+            "--cells-dir",
+            type=Path,
+            metavar="DIR",
+            help="also evaluate the trained model: one table cell per task, DIR/<task>/seed<S>.json",
+        )
+        p.add_argument(
+            "--eval-tasks", help="comma-separated tasks to write cells for (default: --tasks)"
+        )
+    else:
+        p.add_argument(
+            "--cell-out",
+            type=Path,
+            metavar="JSON",
+            help="also evaluate the trained model on the task's dev splits: the table cell to write",
+        )
+    p.add_argument(
+        "--cell", action="append", default=[], metavar="KEY=VALUE", help="cell coordinates"
+    )
     _params_arg(p)
+
+
+def _write_cells(args, targets: dict, params: dict | None) -> None:
+    """Evaluate the model just trained, in the same process (no second start-up and model load
+    per table cell): one cell JSON per task in ``targets`` ({task name: path})."""
+    import os
+
+    from mtdnn.cells import evaluate_cell
+
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 alone writes the cells
+        return
+    registry = _tasks(params)
+    cell = dict(_kv(c) for c in args.cell)
+    for name, path in targets.items():
+        evaluate_cell(args.out, get_task(registry, name), path, None, None, cell, registry=registry)
 
 
 def argparse_suppress() -> str:
@@ -177,22 +229,14 @@ def argparse_suppress() -> str:
     return argparse.SUPPRESS
 
 
-def _train_inputs(args, stage: str, task: str | None):
-    """(TrainConfig, encoder, max_len): --cfg JSON when given, else the params file's stage section."""
-    import json
-
-    from mtdnn.config import TrainConfig, stage_config
+def _train_inputs(args, stage: str, task: str | None, init: str | None = None):
+    """(TrainConfig, encoder, max_len, params): the params file's stage knobs (with the task's
+    ``per_task`` block and, for the baseline, its exposure), then ``--cfg`` on top, key by key."""
+    from mtdnn.config import TrainConfig, merge_knobs, stage_config
 
     params = _params(args)
-    if args.cfg is not None:
-        try:
-            knobs = json.loads(args.cfg)
-        except json.JSONDecodeError as e:
-            raise MtdnnError(f"--cfg: invalid JSON ({e.msg})") from None
-    elif params is not None:
-        knobs = stage_config(params, stage, task)
-    else:
-        knobs = {}
+    base = stage_config(params, stage, task, init) if params is not None else {}
+    knobs = merge_knobs(base, args.cfg, stage)
     enc = args.encoder or (params["encoder"] if params else "minilm")
     max_len = args.max_len or (params["tokenize"]["max_len"] if params else 128)
     return TrainConfig.from_dict(knobs), enc, max_len, params
@@ -207,7 +251,11 @@ def train_mtl(args) -> None:
     cfg, enc, max_len, params = _train_inputs(args, "mtl", None)
     specs = _tasks(params)
     tasks = [get_task(specs, t) for t in args.tasks.split(",") if t]
-    train(tasks, enc, max_len, cfg, args.seed, args.out, None, stop_after=args.stop_after)
+    if train(tasks, enc, max_len, cfg, args.seed, args.out, None, stop_after=args.stop_after):
+        if args.cells_dir is not None:
+            names = args.eval_tasks.split(",") if args.eval_tasks else [t.name for t in tasks]
+            targets = {t: args.cells_dir / t / f"seed{args.seed}.json" for t in names if t}
+            _write_cells(args, targets, params)
 
 
 @command(
@@ -216,11 +264,14 @@ def train_mtl(args) -> None:
 def finetune(args) -> None:
     from mtdnn.runner import train
 
-    cfg, enc, max_len, params = _train_inputs(args, "finetune", args.task)
+    init = "base" if args.init_from is None else "mtdnn"
+    cfg, enc, max_len, params = _train_inputs(args, "finetune", args.task, init)
     task = get_task(_tasks(params), args.task)
-    train(
+    done = train(
         [task], enc, max_len, cfg, args.seed, args.out, args.init_from, stop_after=args.stop_after
     )
+    if done and args.cell_out is not None:
+        _write_cells(args, {task.name: args.cell_out}, params)
 
 
 def _add_evaluate(p) -> None:
@@ -232,7 +283,7 @@ def _add_evaluate(p) -> None:
     p.add_argument(
         "--cell", action="append", default=[], metavar="KEY=VALUE", help="cell coordinates"
     )
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", type=int, help=THREADS_HELP)
     _params_arg(p)
 
 
@@ -244,14 +295,9 @@ def evaluate(args) -> None:
 
     cell = dict(_kv(c) for c in args.cell)
     splits = args.splits.split(",") if args.splits else None
-    evaluate_cell(
-        args.model,
-        get_task(_tasks(_params(args)), args.task),
-        args.out,
-        splits,
-        args.predictions,
-        cell,
-    )
+    registry = _tasks(_params(args))
+    task = get_task(registry, args.task)
+    evaluate_cell(args.model, task, args.out, splits, args.predictions, cell, registry=registry)
 
 
 def _kv(text: str) -> tuple[str, str]:
@@ -262,13 +308,13 @@ def _kv(text: str) -> tuple[str, str]:
 
 
 def _add_report(p) -> None:
-    p.add_argument("table", choices=["glue", "adapt"])
+    p.add_argument("table", choices=["glue", "adapt"], help="which table: glue | adapt")
     p.add_argument("cells", nargs="+", type=Path, help="cell JSON files")
-    p.add_argument("--csv", type=Path, required=True)
-    p.add_argument("--markdown", type=Path)
+    p.add_argument("--csv", type=Path, required=True, help="table CSV to write")
+    p.add_argument("--markdown", type=Path, help="the same table as Markdown")
     p.add_argument("--metrics", type=Path, help="flat metrics JSON for `dvc exp show`")
     p.add_argument("--plot", type=Path, help="PNG plot (adapt table)")
-    p.add_argument("--decimals", type=int, default=1)
+    p.add_argument("--decimals", type=int, default=1, help="decimals in the tables (default 1)")
 
 
 @command("report", "build a results table (CSV + Markdown + flat metrics) from cell JSONs")(
@@ -286,15 +332,21 @@ def _add_adapt(p) -> None:
     p.add_argument("--task", required=True, help="target dataset, e.g. snli or scitail")
     p.add_argument("--size", required=True, help="n<count> or p<fraction>, e.g. n549 or p0.001")
     p.add_argument(
-        "--init", dest="init_from", type=Path, help="MT-DNN checkpoint (default: plain encoder)"
+        "--init",
+        dest="init_from",
+        type=Path,
+        metavar="DIR",
+        help="MT-DNN checkpoint (default: plain encoder)",
     )
     p.add_argument("--seed", type=int, required=True, help="subsample and training seed")
     p.add_argument("--out", type=Path, required=True, help="cell JSON to write")
     p.add_argument("--splits", default="dev", help="comma-separated evaluation splits")
-    p.add_argument("--encoder")
-    p.add_argument("--max-len", type=int)
-    p.add_argument("--cfg")
-    p.add_argument("--threads", type=int)
+    p.add_argument(
+        "--encoder", help="encoder alias or local model directory (default: params encoder)"
+    )
+    p.add_argument("--max-len", type=int, help="max wordpieces (default: params tokenize.max_len)")
+    p.add_argument("--cfg", help=CFG_HELP)
+    p.add_argument("--threads", type=int, help=THREADS_HELP)
     p.add_argument("--keep-model", type=Path, help="also keep the adapted model here")
     _params_arg(p)
 
@@ -322,11 +374,11 @@ def adapt(args) -> None:
 
 
 def _add_subsample(p) -> None:
-    p.add_argument("--task", required=True)
+    p.add_argument("--task", required=True, help="target dataset, e.g. snli")
     p.add_argument("--size", required=True, help="n<count> or p<fraction>")
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True, help="subsample seed")
     p.add_argument("--out", type=Path, required=True, help="TSV of the drawn uids and labels")
-    p.add_argument("--canonical", type=Path)
+    p.add_argument("--canonical", type=Path, help="input dir (default data/canonical/<task>)")
     _params_arg(p)
 
 
@@ -349,8 +401,8 @@ def subsample_cmd(args) -> None:
 
 
 def _add_export(p) -> None:
-    p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--model", type=Path, required=True, help="a trained model directory")
+    p.add_argument("--out", type=Path, required=True, help="directory to write")
 
 
 @command("export", "write the shared encoder as a save_pretrained directory (AutoModel loads it)")(
@@ -364,12 +416,13 @@ def export(args) -> None:
 
 
 def _add_predict(p) -> None:
-    p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--task", required=True)
+    p.add_argument("--model", type=Path, required=True, help="a trained model directory")
+    p.add_argument("--task", required=True, help="the task whose head predicts")
     p.add_argument("--input", type=Path, help="TSV with a text_a (and text_b) column")
     p.add_argument("--text-a", action="append", default=[], help="a sentence (repeatable)")
     p.add_argument("--text-b", action="append", default=[], help="its pair (repeatable)")
     p.add_argument("--out", type=Path, help="TSV to write (default: stdout)")
+    _params_arg(p)
 
 
 @command("predict", "raw sentences or pairs in, labels or scores out")(_add_predict)
@@ -381,7 +434,8 @@ def predict_cmd(args) -> None:
 
     if args.input is None and not args.text_a:
         raise MtdnnError("predict: give --input FILE or at least one --text-a")
-    frame = predict(args.model, args.task, read_inputs(args.input, args.text_a, args.text_b))
+    inputs = read_inputs(args.input, args.text_a, args.text_b)
+    frame = predict(args.model, args.task, inputs, _tasks(_params(args)))
     if args.out is None:
         frame.to_csv(sys.stdout, sep="\t", index=False)
         return
@@ -393,6 +447,7 @@ def _add_submit(p) -> None:
     p.add_argument("--model", type=Path, required=True, help="model that has the task's head")
     p.add_argument("--task", required=True, help="task to predict (ax uses the mnli head)")
     p.add_argument("--out", type=Path, required=True, help="submission directory")
+    _params_arg(p)
 
 
 @command("submit", "write GLUE test-set submission TSVs (GLUE's file names and label strings)")(
@@ -401,6 +456,6 @@ def _add_submit(p) -> None:
 def submit(args) -> None:
     from mtdnn.submission import write_task
 
-    task = get_task(_tasks(None), args.task)
-    for path in write_task(args.model, task, args.out):
+    registry = _tasks(_params(args))
+    for path in write_task(args.model, get_task(registry, args.task), args.out, registry):
         log.info("wrote %s", path)

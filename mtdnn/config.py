@@ -6,6 +6,7 @@ Snakemake and DVC see.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -94,13 +95,16 @@ def _check_names(params: dict, source: str) -> None:
     enc = params["encoder"]
     if enc not in ALIASES and not Path(enc).is_dir():
         raise MtdnnError(
-            f"{source}: encoder: unknown alias '{enc}' (expected one of {', '.join(ALIASES)})"
+            f"{source}: encoder: unknown alias '{enc}' (expected one of {', '.join(ALIASES)}, "
+            "or an existing local model directory)"
         )
     named = [("mtl.tasks", t) for t in params["mtl"]["tasks"]]
     named += [("finetune.tasks", t) for t in params["finetune"]["tasks"]]
     named += [("finetune.per_task", t) for t in params["finetune"].get("per_task", {})]
+    named += [("mtl.per_task", t) for t in params["mtl"].get("per_task", {})]
     named += [("adapt.datasets", t) for t in params["adapt"]["datasets"]]
     named += [("data.sources", t) for t in params["data"]["sources"]]
+    named += [("data.optional_tasks", t) for t in params["data"].get("optional_tasks", [])]
     for key, name in named:
         if name not in tasks:
             known = ", ".join(sorted(tasks))
@@ -143,13 +147,30 @@ class TrainConfig:
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     eval_batch_size: int = 64
+    # Dev metrics after each epoch, for the record (history, plots); never used to pick a model.
     eval_each_epoch: bool = True
+    # Training rows held out (the tail of the seeded row order) to pick the best epoch on; None:
+    # no selection, the last epoch is the model. Never the reported dev split.
+    holdout_examples: int | None = None
     best_metric: str = "primary"
+    # Readout: "mean" (masked mean of token states), "cls" ([CLS] through the pooler), or "auto"
+    # (what the encoder was trained with: a sentence-transformers pooling config, else cls).
+    pooling: str = "auto"
+    # At least this many optimizer updates (epochs are raised to reach it): a 549-row draw then
+    # gets a real schedule instead of a handful of steps.
+    min_steps: int | None = None
     precision: str = "auto"
     compile: bool = False
+    gradient_checkpointing: bool = False  # recompute activations in backward: memory for time
     group_by_length: bool = True
     checkpoint_every: int | None = None
     data_seed: int = 0
+    # Derived by `stage_config`, not set in params directly:
+    task_caps: dict | None = None  # multi-task: per-task max_train_examples (mtl.per_task)
+    # Equal-exposure baseline: the multi-task stage's {epochs, max_train_examples} for this task.
+    # The baseline then trains on the multi-task rows for as many example passes as the MT-DNN
+    # model gets in multi-task training and fine-tuning together.
+    exposure: dict | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -163,17 +184,119 @@ class TrainConfig:
         return replace(self, **kw)
 
 
-_STAGE_ONLY = {"tasks", "per_task", "datasets", "sizes", "seeds", "eval_splits", "threads", "nproc"}
+_STAGE_ONLY = {
+    "tasks",
+    "per_task",
+    "datasets",
+    "sizes",
+    "seeds",
+    "eval_splits",
+    "threads",
+    "nproc",
+    "base_exposure",
+}
+# Knobs that `stage_config` derives from other sections; they reach the trainer, not params.yaml.
+DERIVED_KNOBS = {
+    "task_caps": {
+        "type": "object",
+        "additionalProperties": {"type": ["integer", "null"], "minimum": 1},
+    },
+    "exposure": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["epochs", "max_train_examples"],
+        "properties": {
+            "epochs": {"type": "number", "exclusiveMinimum": 0},
+            "max_train_examples": {"type": ["integer", "null"], "minimum": 1},
+        },
+    },
+}
 
 
-def stage_config(params: dict, stage: str, task: str | None = None) -> dict:
-    """The flat knob dict of one stage (plus a task's overrides): what a rule passes to the CLI."""
+def mtl_cap(params: dict, task: str) -> int | None:
+    """How many training rows of ``task`` multi-task training uses (None: all)."""
+    mtl = params["mtl"]
+    per_task = mtl.get("per_task", {}).get(task, {})
+    return per_task.get("max_train_examples", mtl.get("max_train_examples"))
+
+
+def stage_config(
+    params: dict, stage: str, task: str | None = None, init: str | None = None
+) -> dict:
+    """The flat knob dict of one stage (plus a task's overrides): what a rule passes to the CLI.
+
+    ``init="base"`` in fine-tuning with ``base_exposure: equal`` adds the multi-task stage's
+    schedule for the task, so the single-task baseline gets the same in-task exposure.
+    """
     section = params[stage]
     knobs = {k: v for k, v in section.items() if k not in _STAGE_ONLY}
+    if stage == "mtl":
+        caps = {t: b["max_train_examples"] for t, b in section.get("per_task", {}).items()}
+        if caps:
+            knobs["task_caps"] = caps
     if task is not None:
         knobs |= section.get("per_task", {}).get(task, {})
+    if stage == "finetune" and init == "base" and _equal_exposure(params, task):
+        epochs = params["mtl"].get("epochs", TrainConfig.epochs)
+        knobs["exposure"] = {"epochs": epochs, "max_train_examples": mtl_cap(params, task)}
     return knobs | {"data_seed": params["data"].get("data_seed", 0)}
 
 
+def _equal_exposure(params: dict, task: str | None) -> bool:
+    equal = params["finetune"].get("base_exposure", "same") == "equal"
+    return equal and task in params["mtl"]["tasks"]
+
+
+def knob_schema(stage: str) -> dict:
+    """The schema of one stage's knobs as the trainer sees them: the stage's own section of
+    params.schema.yaml without its grid keys, plus ``data_seed`` (which lives in ``data``)."""
+    full = schema()
+    section = full["properties"][stage]["properties"]
+    props = {k: v for k, v in section.items() if k not in _STAGE_ONLY}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": props | {"data_seed": full["$defs"]["seed"]} | DERIVED_KNOBS,
+    }
+
+
+def parse_cfg(text: str) -> dict:
+    """``--cfg`` JSON: an object of knob overrides."""
+    try:
+        knobs = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise MtdnnError(f"--cfg: invalid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(knobs, dict):
+        raise MtdnnError(f"--cfg: expected a JSON object of knobs, got {type(knobs).__name__}")
+    return knobs
+
+
+def merge_knobs(base: dict, cfg: str | None, stage: str) -> dict:
+    """The stage's knobs from params, overridden key by key by ``--cfg``, validated as a whole.
+
+    The workflow passes the complete stage as ``--cfg``, so there the result equals ``--cfg``.
+    """
+    knobs = base | (parse_cfg(cfg) if cfg is not None else {})
+    validator = jsonschema.Draft202012Validator(knob_schema(stage))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(knobs))
+    if error is not None:
+        key, message = _explain(error)
+        raise MtdnnError(f"--cfg: {stage}.{key}: {message}")
+    return knobs
+
+
 def task_specs(params: dict) -> dict[str, TaskSpec]:
-    return load_tasks(params["data"].get("task_files", []))
+    """The task registry of a profile: built-in tasks, its task files, and its Hub mirror."""
+    tasks = load_tasks(params["data"].get("task_files", []))
+    raw = params["data"].get("hub_dir")
+    mirror = expand_path(raw, "data.hub_dir") if raw else None
+    return {n: with_hub_dir(t, mirror) for n, t in tasks.items()} if mirror else tasks
+
+
+def with_hub_dir(task: TaskSpec, mirror: Path) -> TaskSpec:
+    """Read the task's Hub repo from ``<mirror>/<owner>/<name>`` (a snapshot in the Hub's own
+    layout, e.g. from `hf download --repo-type dataset nyu-mll/glue --local-dir ...`), never
+    from the network."""
+    if task.hub is None or Path(task.hub.path).is_absolute():
+        return task
+    return replace(task, hub=replace(task.hub, path=str(mirror / task.hub.path)))

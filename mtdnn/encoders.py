@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -44,3 +45,43 @@ def check_alias(name: str) -> str:
     if not _ALIAS_RE.match(name):
         raise MtdnnError(f"encoder alias '{name}' must match {_ALIAS_RE.pattern}")
     return name
+
+
+def trained_pooling(encoder_path: str) -> str:
+    """The readout an encoder was trained with: ``mean`` when its sentence-transformers pooling
+    config says mean tokens (all-MiniLM-L6-v2 does: its BERT pooler was never trained), else
+    ``cls`` (BERT's [CLS] + pooler, as in the paper)."""
+    modules = _encoder_file(encoder_path, "modules.json")
+    if modules is None:  # a plain transformers model
+        return "cls"
+    for module in json.loads(modules.read_text()):
+        if module.get("type", "").endswith("models.Pooling"):
+            config = _encoder_file(encoder_path, f"{module.get('path', '')}/config.json")
+            if config is not None and json.loads(config.read_text()).get(
+                "pooling_mode_mean_tokens"
+            ):
+                return "mean"
+    return "cls"
+
+
+def _encoder_file(encoder_path: str, name: str) -> Path | None:
+    """A file of a local model directory, or of a Hub repo (fetched unless offline)."""
+    if Path(encoder_path).is_dir():
+        local = Path(encoder_path) / name.lstrip("/")
+        return local if local.is_file() else None
+    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(encoder_path, name.lstrip("/"))
+    if isinstance(cached, str):
+        return Path(cached)
+    if constants.HF_HUB_OFFLINE:
+        return None
+    try:
+        return Path(hf_hub_download(encoder_path, name.lstrip("/")))
+    except Exception:  # noqa: BLE001 (no such file in the repo: not a sentence-transformers model)
+        return None
+
+
+def resolve_pooling(mode: str, encoder_path: str) -> str:
+    """``auto`` → what the encoder was trained with; ``cls``/``mean`` are taken as given."""
+    return trained_pooling(encoder_path) if mode == "auto" else mode

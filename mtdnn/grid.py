@@ -11,9 +11,11 @@ import logging
 import os
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 from mtdnn.config import stage_config, task_specs
-from mtdnn.sources import expand_path
+from mtdnn.errors import MtdnnError
+from mtdnn.sources import expand_path, hub_offline, split_files
 from mtdnn.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -49,31 +51,74 @@ class Grid:
         return str(path) if path else None
 
     def has_train(self, name: str) -> bool:
-        """A task trains only where its train split can be had. A task whose folder exists in the
-        local GLUE copy is local (QNLI there has no train.tsv); otherwise it comes from the Hub."""
-        task = self.tasks[name]
-        source = self.params["data"]["sources"].get(name, {}).get(task.train_split or "")
-        if source is not None and (path := expand_path(source["file"], f"data.sources.{name}")):
-            return path.is_file()
-        if (
-            self.glue_dir
-            and task.local
-            and os.path.isdir(os.path.join(self.glue_dir, task.local.dir))
-        ):
-            local = task.local.splits.get(task.train_split or "")
-            return local is not None and os.path.isfile(
-                os.path.join(self.glue_dir, task.local.dir, local.file)
-            )
-        return task.hub is not None and self._hub_allowed()
+        return self.train_missing(name) is None
 
-    def _hub_allowed(self) -> bool:
-        return os.environ.get("HF_HUB_OFFLINE", "").lower() not in {"1", "true", "yes"}
+    def train_missing(self, name: str) -> str | None:
+        """None when the task's train split can be had, else where it was looked for, in words.
+
+        A task whose folder exists in the local GLUE copy is local (QNLI there has no train.tsv);
+        otherwise it comes from the Hub, or from the Hub-style mirror in ``data.hub_dir``."""
+        task = self.tasks[name]
+        split = task.train_split or ""
+        source = self.params["data"]["sources"].get(name, {}).get(split)
+        if source is not None and (path := expand_path(source["file"], f"data.sources.{name}")):
+            return None if path.is_file() else f"data.sources.{name}.{split}: {path} not found"
+        folder = (
+            os.path.join(self.glue_dir, task.local.dir) if self.glue_dir and task.local else None
+        )
+        if folder and os.path.isdir(folder):
+            local = task.local.splits.get(split)
+            path = os.path.join(folder, local.file if local else f"{split}.tsv")
+            return None if local and os.path.isfile(path) else f"{path} not found"
+        if self.glue_dir is None:
+            where = "GLUE_DIR is not set"
+        else:
+            where = f"{self.glue_dir} has no {task.local.dir}/" if task.local else "not local"
+        return self._hub_missing(task, split, where)
+
+    def _hub_missing(self, task: TaskSpec, split: str, where: str) -> str | None:
+        hub = task.hub
+        if hub is None or split not in hub.splits:
+            return f"{where}, and the task has no Hub source"
+        if os.path.isdir(hub.path):  # a Hub-style local copy (data.hub_dir)
+            if split_files(hub, hub.splits[split]):
+                return None
+            return f"{where}, and {Path(hub.path, hub.name or '')} has no {hub.splits[split]} files"
+        if hub_offline():
+            return f"{where}, and the Hugging Face Hub is disabled (HF_HUB_OFFLINE)"
+        return None
 
     def _available(self, names: list[str]) -> list[str]:
-        kept = [t for t in names if self.has_train(t)]
-        for t in sorted(set(names) - set(kept)):
-            log.warning("task %s skipped: no training split available (local files or the Hub)", t)
-        return kept
+        """The named tasks that can be trained. Any other is an error, unless the profile lists it
+        in ``data.optional_tasks``: then it is left out with a notice and named in the tables."""
+        missing = {t: why for t in names if (why := self.train_missing(t)) is not None}
+        required = [t for t in missing if t not in self.optional_tasks]
+        if required:
+            first, others = required[0], required[1:]
+            also = f" (also without: {', '.join(others)})" if others else ""
+            raise MtdnnError(
+                f"task {first}: no training data: {missing[first]}; set GLUE_DIR to a local GLUE "
+                f"copy (or data.sources.{first}.train, or data.hub_dir), or list {first} in "
+                f"data.optional_tasks to leave it out{also}"
+            )
+        for t in missing:
+            log.warning("notice: task %s left out (data.optional_tasks): %s", t, missing[t])
+        return [t for t in names if t not in missing]
+
+    @property
+    def optional_tasks(self) -> list[str]:
+        return self.params["data"].get("optional_tasks", [])
+
+    @property
+    def skipped_tasks(self) -> list[str]:
+        """Optional tasks the profile names that are left out here (for the tables' footnote)."""
+        named = self.params["mtl"]["tasks"] + self.params["finetune"]["tasks"]
+        kept = set(self.mtl_tasks) | set(self.finetune_tasks)
+        return sorted({t for t in named if t not in kept})
+
+    def check(self) -> None:
+        """Resolve every task the profile names now: built, left out by opt-in, or an error."""
+        _ = self.mtl_tasks, self.finetune_tasks, self.adapt_datasets
 
     @cached_property
     def mtl_tasks(self) -> list[str]:
@@ -86,18 +131,23 @@ class Grid:
     def mtl_model(self, seed: int | str) -> str:
         return f"models/mtl/{self.encoder}/seed{seed}"
 
+    @property
+    def mtl_cell_tasks(self) -> list[str]:
+        """Tasks whose "MT-DNN, no fine-tuning" cell the multi-task job writes."""
+        return [t for t in self.finetune_tasks if t in self.mtl_tasks]
+
     def glue_cells(self) -> list[str]:
         cells = []
         for seed in self.seeds:
             for model in GLUE_MODELS:
-                tasks = [t for t in self.finetune_tasks if model != "mtl" or t in self.mtl_tasks]
+                tasks = self.mtl_cell_tasks if model == "mtl" else self.finetune_tasks
                 cells += [
                     f"results/cells/glue/{model}/{self.encoder}/{t}/seed{seed}.json" for t in tasks
                 ]
         return cells
 
-    def stage_json(self, stage: str, task: str | None = None) -> str:
-        return json.dumps(stage_config(self.params, stage, task), sort_keys=True)
+    def stage_json(self, stage: str, task: str | None = None, init: str | None = None) -> str:
+        return json.dumps(stage_config(self.params, stage, task, init), sort_keys=True)
 
     # Domain adaptation -----------------------------------------------------------------------
     @property

@@ -11,17 +11,31 @@ from mtdnn.errors import MtdnnError
 from mtdnn.heads import build_head
 from mtdnn.tasks import HeadKind, TaskSpec
 
+POOLING_MODES = ("cls", "mean")
+
 
 class Pooler(nn.Module):
-    """tanh(W x + b) on the first ([CLS]) token, as in BERT's pooler."""
+    """The sentence (pair) vector the heads read.
 
-    def __init__(self, hidden: int, dense: nn.Linear | None = None) -> None:
+    ``cls``: tanh(W x + b) on the first ([CLS]) token, as in BERT's pooler (the paper's readout).
+    ``mean``: the attention-masked mean of the token states, for encoders trained that way
+    (sentence-transformers models such as all-MiniLM-L6-v2, whose BERT pooler was never trained).
+    """
+
+    def __init__(self, hidden: int, dense: nn.Linear | None = None, mode: str = "cls") -> None:
         super().__init__()
-        self.dense = dense if dense is not None else nn.Linear(hidden, hidden)
-        self.activation = nn.Tanh()
+        if mode not in POOLING_MODES:
+            raise MtdnnError(f"pooling '{mode}' is not one of {', '.join(POOLING_MODES)}")
+        self.mode = mode
+        if mode == "cls":
+            self.dense = dense if dense is not None else nn.Linear(hidden, hidden)
+            self.activation = nn.Tanh()
 
-    def forward(self, hidden_states: Tensor) -> Tensor:
-        return self.activation(self.dense(hidden_states[:, 0]))  # (B, H)
+    def forward(self, hidden_states: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        if self.mode == "cls":
+            return self.activation(self.dense(hidden_states[:, 0]))  # (B, H)
+        mask = attention_mask.unsqueeze(-1).to(hidden_states.dtype)  # (B, T, 1)
+        return (hidden_states * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, H)
 
 
 def _take_pretrained_pooler(encoder: PreTrainedModel) -> nn.Linear | None:
@@ -49,17 +63,20 @@ class MTDNN(nn.Module):
         san_steps: int = 5,
         prediction_dropout: float = 0.1,
         dropout_override: dict[str, float] | None = None,
+        pooling: str = "cls",
     ) -> None:
         super().__init__()
         self.encoder = encoder
         hidden = encoder.config.hidden_size
-        self.pooler = Pooler(hidden, _take_pretrained_pooler(encoder))
+        # The encoder's own pooler is detached either way: mean pooling never computes it.
+        self.pooler = Pooler(hidden, _take_pretrained_pooler(encoder), pooling)
         self.tasks = {t.name: t for t in tasks}
         kinds, rates = head_kinds or {}, dropout_override or {}
         _check_names(self.tasks, kinds, rates)
         own = [t for t in tasks if not t.predict_with]  # AX borrows MNLI's head
         opts = {"san_steps": san_steps, "prediction_dropout": prediction_dropout}
         self.heads = nn.ModuleDict({t.name: _head(t, hidden, kinds, rates, opts) for t in own})
+        self.fresh_heads = set(self.heads)  # heads not loaded from a checkpoint (yet)
 
     @classmethod
     def from_encoder(cls, name_or_path: str | PathLike, tasks: list[TaskSpec], **kw) -> MTDNN:
@@ -105,7 +122,7 @@ class MTDNN(nn.Module):
             # SAN needs to know premise from hypothesis even when the encoder has no token types
             segments = segment_ids if segment_ids is not None else token_type_ids
             return head(hidden, attention_mask, segments)
-        return head(self.pooler(hidden))
+        return head(self.pooler(hidden, attention_mask))
 
     def encoder_state(self) -> dict[str, Tensor]:
         """Encoder and pooler weights without the heads: what fine-tuning/adaptation starts from."""

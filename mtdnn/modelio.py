@@ -19,8 +19,10 @@ log = logging.getLogger(__name__)
 hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars only clutter job logs
 
 
-def model_options(tasks: list[TaskSpec], cfg: TrainConfig) -> dict:
-    """Constructor options recorded in the checkpoint so that it can be rebuilt exactly."""
+def model_options(tasks: list[TaskSpec], cfg: TrainConfig, pooling: str = "cls") -> dict:
+    """Constructor options recorded in the checkpoint so that it can be rebuilt exactly.
+
+    ``pooling`` is the resolved readout (``cls`` or ``mean``, never ``auto``)."""
     own = [t for t in tasks if not t.predict_with]  # AX borrows MNLI's head
     # SAN is the pairwise-classification answer module; every other task keeps a linear head
     kinds = {t.name: "san" if cfg.head == "san" and _pairwise(t) else "linear" for t in own}
@@ -30,6 +32,7 @@ def model_options(tasks: list[TaskSpec], cfg: TrainConfig) -> dict:
         "dropout_override": dropout,
         "san_steps": cfg.san_steps,
         "prediction_dropout": cfg.prediction_dropout,
+        "pooling": pooling,
     }
 
 
@@ -50,16 +53,21 @@ def _build(encoder, tasks: list[TaskSpec], opts: dict) -> MTDNN:
         dropout_override=opts["dropout_override"],
         san_steps=opts["san_steps"],
         prediction_dropout=opts["prediction_dropout"],
+        pooling=opts.get("pooling", "cls"),  # checkpoints from before the knob used [CLS]
     )
 
 
 def from_pretrained(encoder_path: str, tasks: list[TaskSpec], opts: dict) -> MTDNN:
-    return _build(AutoModel.from_pretrained(encoder_path), tasks, opts)
+    # float32 master weights, always: transformers 5 loads in the checkpoint's own dtype by default
+    # (dtype="auto"), and training fp16 weights directly loses small updates. Autocast does the rest.
+    encoder = AutoModel.from_pretrained(encoder_path, dtype=torch.float32)
+    return _build(encoder, tasks, opts)
 
 
 def _encoder_from_config(cfg: dict):
     enc_cfg = AutoConfig.for_model(**cfg["encoder_config"])
-    return AutoModel.from_config(enc_cfg)
+    # A config recorded from a half-precision encoder says dtype float16; our weights are float32.
+    return AutoModel.from_config(enc_cfg, dtype=torch.float32)
 
 
 def load_model(
@@ -128,6 +136,7 @@ def _maybe_keep_head(model: MTDNN, state: dict, task: str, keep: bool) -> None:
     head_state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
     if keep and head_state and task in model.heads:
         model.heads[task].load_state_dict(head_state)
+        model.fresh_heads.discard(task)
         log.info("%s: head kept from the multi-task checkpoint", task)
     else:
         log.info("%s: head freshly initialised", task)

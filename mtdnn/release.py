@@ -56,8 +56,14 @@ def read_inputs(path: Path | None, text_a: list[str], text_b: list[str]) -> pd.D
     return frame
 
 
-def predict(model_dir: Path, task_name: str, inputs: pd.DataFrame) -> pd.DataFrame:
-    registry = load_tasks()
+def predict(
+    model_dir: Path,
+    task_name: str,
+    inputs: pd.DataFrame,
+    registry: dict[str, TaskSpec] | None = None,
+) -> pd.DataFrame:
+    """``registry``: the known tasks (default: the built-in ones; pass params' custom tasks too)."""
+    registry = registry if registry is not None else load_tasks()
     task = registry.get(task_name) or _unknown(task_name)
     model, cfg = load_model(model_dir, registry, extra=[task])
     tok = load_tokenizer(str(model_dir))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from mtdnn.errors import MtdnnError
@@ -71,10 +70,30 @@ def glue_columns(frame: pd.DataFrame) -> list[str]:
     return order + sorted(have - set(order))
 
 
+def glue_task(column: str) -> str:
+    """The GLUE task a table column belongs to: MNLI-m and MNLI-mm are one task."""
+    return "mnli" if column in ("mnli-m", "mnli-mm") else column
+
+
+def glue_score(values: dict[str, float]) -> float:
+    """GLUE's score from ``{"column/metric": value}``: each column's metrics averaged first
+    (MRPC F1/acc, STS-B P/S, QQP F1/acc), MNLI-m/mm averaged into one task, then the mean over
+    tasks. Counting MNLI-m and -mm as two tasks reproduces neither published score."""
+    frame = pd.DataFrame(
+        [(k.split("/")[0], v) for k, v in values.items()], columns=["column", "value"]
+    )
+    per_col = frame.groupby("column")["value"].mean()
+    return float(per_col.groupby(glue_task).mean().mean())
+
+
 def _task_means(frame: pd.DataFrame) -> pd.Series:
-    """GLUE score per seed: average each task column's metrics first, then over columns."""
-    per_col = frame.groupby(["seed", "column"])["value"].mean()
-    return per_col.groupby("seed").mean()
+    """GLUE score per seed (``glue_score`` of that seed's cells)."""
+    keys = frame["column"] + "/" + frame["metric"]
+    return (
+        frame.assign(key=keys)
+        .groupby("seed")[["key", "value"]]
+        .apply(lambda g: glue_score(dict(zip(g["key"], g["value"], strict=True))))
+    )
 
 
 def glue_table(frame: pd.DataFrame, decimals: int) -> tuple[pd.DataFrame, dict]:
@@ -103,20 +122,52 @@ def glue_table(frame: pd.DataFrame, decimals: int) -> tuple[pd.DataFrame, dict]:
     return table.rename(columns={c: display(c) for c in cols}), flat
 
 
+def paired_differences(frame: pd.DataFrame, decimals: int) -> tuple[pd.DataFrame, dict]:
+    """MT-DNN − single-task per seed, per column and for the GLUE score: the paired comparison
+    (same seed, same rows), which the two means alone hide."""
+    frame = frame.assign(key=frame["column"] + "/" + frame["metric"])
+    frame = frame[~frame["key"].isin(["cola/accuracy", "ax/accuracy"])]
+    scored = frame[frame["column"].isin({k.split("/")[0] for k in GLUE_DEV})]
+    per_seed = {
+        m: frame[frame["model"] == m].pivot_table(index="seed", columns="key", values="value")
+        for m in ("mtdnn", "base")
+    }
+    for m in per_seed:
+        per_seed[m]["GLUE score"] = _task_means(scored[scored["model"] == m])
+    diff = (per_seed["mtdnn"] - per_seed["base"]).dropna(how="all", axis=1)
+    rows, flat = [], {}
+    for key in [*(c for c in glue_columns(frame) if c in diff), "GLUE score"]:
+        vals = diff[key].dropna()
+        rows.append(
+            {
+                "column": display(key) if "/" in key else key,
+                "per seed": ", ".join(f"{s}: {v:+.{decimals}f}" for s, v in vals.items()),
+                "mean ± std": _fmt(vals, decimals),
+                "seeds > 0": f"{int((vals > 0).sum())}/{len(vals)}",
+            }
+        )
+        flat[f"delta/{key}"] = round(float(vals.mean()), 4)
+    return pd.DataFrame(rows), flat
+
+
 def _paper_score(scored: pd.DataFrame, idx: int) -> float:
-    """The paper's dev score over the same task columns that we report, for a like-for-like mean."""
+    """The paper's dev score over the same task columns that we report, for a like-for-like mean,
+    computed by the same rule as ours."""
     keys = set(scored["column"] + "/" + scored["metric"]) & set(GLUE_DEV)
-    by_col: dict[str, list[float]] = {}
-    for k in keys:
-        by_col.setdefault(k.split("/")[0], []).append(GLUE_DEV[k][idx])
-    return float(np.mean([np.mean(v) for v in by_col.values()])) if by_col else float("nan")
+    return glue_score({k: GLUE_DEV[k][idx] for k in keys}) if keys else float("nan")
 
 
-def write_table(table: pd.DataFrame, csv: Path, markdown: Path | None) -> None:
+def write_table(
+    table: pd.DataFrame, csv: Path, markdown: Path | None, paired: pd.DataFrame | None = None
+) -> None:
+    """The table as CSV; as Markdown, followed by the paired per-seed differences when given."""
     with atomic_path(csv) as tmp:
         table.to_csv(tmp, index=False)
     if markdown is not None:
-        write_text(markdown, to_markdown(table) + "\n")
+        text = to_markdown(table) + "\n"
+        if paired is not None:
+            text += "\nMT-DNN − single-task, paired by seed:\n\n" + to_markdown(paired) + "\n"
+        write_text(markdown, text)
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -137,12 +188,16 @@ def build(
     decimals: int,
 ) -> None:
     frame = load_cells(cells)
+    extra = None
     if table == "glue":
         out, flat = glue_table(frame, decimals)
+        if {"mtdnn", "base"} <= set(frame["model"]):
+            extra, deltas = paired_differences(frame, decimals)
+            flat |= deltas
     else:
         from mtdnn.adapt_report import adapt_table
 
         out, flat = adapt_table(frame, decimals, plot)
-    write_table(out, csv, markdown)
+    write_table(out, csv, markdown, extra)
     if metrics is not None:
         write_json(metrics, flat)

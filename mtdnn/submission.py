@@ -28,9 +28,13 @@ GLUE_FILES = {
 }
 
 
-def write_task(model_dir: Path, task: TaskSpec, out_dir: Path) -> list[Path]:
-    """Predict every test split of ``task`` and write GLUE's ``index<TAB>prediction`` files."""
-    registry = load_tasks()
+def write_task(
+    model_dir: Path, task: TaskSpec, out_dir: Path, registry: dict[str, TaskSpec] | None = None
+) -> list[Path]:
+    """Predict every test split of ``task`` and write GLUE's ``index<TAB>prediction`` files.
+
+    ``registry`` must hold every task the model has a head for (default: the built-in ones)."""
+    registry = (registry if registry is not None else load_tasks()) | {task.name: task}
     model, cfg = load_model(model_dir, registry, extra=[task])
     device = pick_device()
     model.to(device)

@@ -6,6 +6,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from tqdm import tqdm
 from mtdnn import faults
 from mtdnn.batching import TaskData, collate
 from mtdnn.checkpoint import (
+    CONFIG,
+    STATE,
     WEIGHTS,
     load_trainer_state,
     load_weights,
@@ -25,7 +28,7 @@ from mtdnn.checkpoint import (
 from mtdnn.config import TrainConfig
 from mtdnn.distributed import Dist
 from mtdnn.evaluate import decode, infer, score
-from mtdnn.fileio import atomic_dir, recover_dir, write_json
+from mtdnn.fileio import atomic_dir, read_json, recover_dir, sha256_file, sha256_json, write_json
 from mtdnn.heads import relevance_labels, task_loss
 from mtdnn.optim import linear_schedule, make_optimizer
 from mtdnn.precision import autocast, grad_scaler
@@ -51,10 +54,31 @@ class Run:
     device: torch.device
     dtype: torch.dtype | None
     dist: Dist = field(default_factory=Dist)
+    # Held-out training rows to pick the best epoch on (``holdout_examples``); empty: no selection.
+    holdout: dict[str, list[TaskData]] = field(default_factory=dict)
+    scaler: torch.amp.GradScaler = field(init=False)
+
+    def __post_init__(self) -> None:
+        # fp16 loss scaling follows device and dtype; its state is part of the resume state.
+        self.scaler = grad_scaler(self.device, self.dtype)
 
     @property
     def resume_dir(self) -> Path:
         return self.out.with_name(self.out.name + ".resume")
+
+    @cached_property
+    def settings(self) -> dict[str, str]:
+        """Hashes of what decides this run's trajectory, by part: every ``meta`` entry (knobs,
+        tasks, seed, encoder, max_len, init, data sha256s), the training rows, and the content of
+        the init checkpoint. A resume state saved under other settings is never continued."""
+        parts = {key: sha256_json(value) for key, value in self.meta.items()}
+        parts["rows"] = sha256_json({t: d.uids.tolist() for t, d in self.train.items()})
+        init = self.meta.get("init", "base")
+        if init != "base":
+            parts["init_checkpoint"] = sha256_json(
+                [sha256_file(Path(init) / name) for name in (CONFIG, WEIGHTS)]
+            )
+        return parts
 
 
 @dataclass
@@ -87,7 +111,7 @@ def step_loss(run: Run, engine, task: str, rows: np.ndarray) -> torch.Tensor:
     data = run.train[task]
     batch = {
         k: v.to(run.device, non_blocking=True)
-        for k, v in collate(data, run.dist.shard(rows)).items()
+        for k, v in collate(data, run.dist.shard(rows, data.groups)).items()
     }
     labels, groups = batch.pop("labels"), batch.pop("groups", None)
     if data.task.type is TaskType.RANKING:
@@ -100,10 +124,11 @@ def step_loss(run: Run, engine, task: str, rows: np.ndarray) -> torch.Tensor:
     )
 
 
-def evaluate_dev(run: Run) -> dict[str, dict[str, float]]:
+def evaluate_sets(run: Run, sets: dict[str, list[TaskData]]) -> dict[str, dict[str, float]]:
+    """Metrics of every (task, split) in ``sets``: dev splits, or the held-out training rows."""
     faults.checkpoint("evaluate")
     results = {}
-    for task, splits in run.dev.items():
+    for task, splits in sets.items():
         for data in splits:
             outputs = infer(run.model, task, data, run.cfg.eval_batch_size, run.device, run.dtype)
             results[f"{task}/{data.split}"] = score(data, decode(data, outputs))
@@ -111,29 +136,32 @@ def evaluate_dev(run: Run) -> dict[str, dict[str, float]]:
     return results
 
 
-def dev_score(run: Run, results: dict[str, dict[str, float]]) -> float:
-    """Mean over dev splits of the selection metric (each task's primary one by default)."""
+def selection_score(
+    sets: dict[str, list[TaskData]], results: dict[str, dict[str, float]], best_metric: str
+) -> float:
+    """Mean over the sets of the selection metric (each task's primary one by default).
+
+    A NaN metric (a constant prediction makes Pearson NaN) counts as the worst possible score, so
+    one degenerate task can neither win the selection nor freeze it: ``x > nan`` is never true.
+    """
     vals = []
-    for task, splits in run.dev.items():
+    for task, splits in sets.items():
         for data in splits:
-            metric = (
-                data.task.primary_metric
-                if run.cfg.best_metric == "primary"
-                else run.cfg.best_metric
-            )
+            metric = data.task.primary_metric if best_metric == "primary" else best_metric
             vals.append(results[f"{task}/{data.split}"][metric])
-    return float(np.mean(vals))
+    value = float(np.mean(vals))
+    return -math.inf if math.isnan(value) else value
 
 
 def fit(run: Run, stop_after: int | None = None) -> dict | None:
     """Train to completion (or until ``stop_after`` batches, for tests) and write ``run.out``."""
     engine = run.dist.wrap(run.model)
     sampler = make_sampler(run)
-    total = math.ceil(run.cfg.epochs * len(sampler))
+    total = math.ceil(scheduled_epochs(run.cfg, len(sampler)) * len(sampler))
     updates = math.ceil(total / run.cfg.grad_accum)
     opt = make_optimizer(run.model, run.cfg, run.device)
     sched = linear_schedule(opt, updates, run.cfg.warmup)
-    scaler = grad_scaler(run.device, run.dtype)
+    scaler = run.scaler
     pos = resume(run, opt, sched)
     run.model.train()
     bar = tqdm(
@@ -176,6 +204,13 @@ def fit(run: Run, stop_after: int | None = None) -> dict | None:
     return finish(run, pos, time.perf_counter() - tick, seen)
 
 
+def scheduled_epochs(cfg: TrainConfig, batches_per_epoch: int) -> float:
+    """``epochs``, raised to reach ``min_steps`` optimizer updates when that is more."""
+    if not cfg.min_steps or batches_per_epoch == 0:
+        return cfg.epochs
+    return max(cfg.epochs, cfg.min_steps * cfg.grad_accum / batches_per_epoch)
+
+
 def update(run: Run, opt, sched, scaler) -> None:
     """Clip, step and schedule on an accumulation boundary."""
     scaler.unscale_(opt)
@@ -194,32 +229,40 @@ def _should_checkpoint(run: Run, pos: Position, stop_after: int | None) -> bool:
 
 
 def end_of_epoch(run: Run, opt, sched, pos: Position, save: bool = True) -> None:
-    """Evaluate on dev when configured, keep the best weights, and checkpoint for resume."""
+    """Record dev metrics when configured, select on the held-out rows when there are any, and
+    checkpoint for resume. Dev metrics never pick the model: dev is what gets reported."""
     entry = {"epoch": pos.epoch, "batches": pos.done}
     if run.cfg.eval_each_epoch and run.dev and run.dist.is_main:
-        results = evaluate_dev(run)
-        value = dev_score(run, results)
-        entry |= {"dev": results, "score": value}
-        if pos.best is None or value > pos.best:
-            pos.best = value
-            run.resume_dir.mkdir(parents=True, exist_ok=True)
-            with atomic_dir(run.resume_dir / "best") as tmp:
-                save_weights(run.model, tmp / WEIGHTS)
-        log.info(
-            "epoch %d dev: %s (selection score %.2f, best %.2f)",
-            pos.epoch,
-            results,
-            value,
-            pos.best,
-        )
+        entry["dev"] = evaluate_sets(run, run.dev)
+        log.info("epoch %d dev: %s", pos.epoch, entry["dev"])
+    if run.holdout and run.dist.is_main:
+        held = evaluate_sets(run, run.holdout)
+        entry |= {"holdout": held, "score": selection_score(run.holdout, held, run.cfg.best_metric)}
+        keep_if_best(run, pos, entry["score"])
     pos.history.append(entry)
     if save:
         save_resume(run, opt, sched, pos)
 
 
+def keep_if_best(run: Run, pos: Position, value: float) -> None:
+    """Save the weights when ``value`` beats the best so far (the first epoch always does)."""
+    if pos.best is not None and not value > pos.best:
+        return
+    pos.best = value
+    run.resume_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(run.resume_dir / "best") as tmp:
+        save_weights(run.model, tmp / WEIGHTS)
+    log.info("epoch %d: best held-out score so far (%.2f)", pos.epoch, value)
+
+
 def flush_losses(run: Run, pos: Position) -> None:
-    """Read the step losses back to the host in one go (no per-step sync), averaged over ranks."""
-    pos.losses += run.dist.mean([x.item() * run.cfg.grad_accum for x in pos.pending])
+    """Read the step losses back to the host in one go (no per-step sync), averaged over ranks.
+
+    The average is taken on the run's device (NCCL reduces GPU tensors only), in float64.
+    """
+    if pos.pending:
+        steps = torch.stack(pos.pending).double() * run.cfg.grad_accum
+        pos.losses += run.dist.mean(steps).tolist()
     pos.pending.clear()
 
 
@@ -233,18 +276,25 @@ def save_resume(run: Run, opt, sched, pos: Position) -> None:
             "best": pos.best,
             "history": pos.history,
             "losses": pos.losses,
+            "scaler": run.scaler.state_dict(),  # {} unless fp16: its scale must resume too
+            "settings": run.settings,
         }
         save_checkpoint(run.resume_dir / "last", run.model, run.meta, opt, sched, trainer)
     run.dist.barrier()
 
 
 def resume(run: Run, opt, sched) -> Position:
+    """Continue from the last checkpoint when it was saved by a run with the same settings."""
     last = run.resume_dir / "last"
-    recover_dir(last)
+    if run.dist.is_main:  # filesystem work on rank 0 only; the other ranks wait, then read
+        _keep_or_clear(run, last)
+    run.dist.barrier()
     if not (last / WEIGHTS).is_file():
         return Position()
     run.model.load_state_dict(load_weights(last / WEIGHTS))
     state = load_trainer_state(last, opt, sched)
+    if state.get("scaler"):
+        run.scaler.load_state_dict(state["scaler"])
     log.info(
         "resuming from %s at batch %d (epoch %d, step %d)",
         last,
@@ -262,10 +312,36 @@ def resume(run: Run, opt, sched) -> Position:
     )
 
 
+def _keep_or_clear(run: Run, last: Path) -> None:
+    """Recover a torn swap; then a fresh start clears the resume directory, so that nothing of a
+    run with other settings (its best weights included) can leak into this one."""
+    recover_dir(last)
+    changed = _changed_settings(run, last)
+    if changed:
+        log.warning("%s: saved by a run with other settings (%s); starting fresh", last, changed)
+    if changed or not (last / WEIGHTS).is_file():
+        _remove_tree(run.resume_dir)
+
+
+def _changed_settings(run: Run, last: Path) -> str | None:
+    """Which parts of ``run.settings`` differ from those in ``last``'s trainer state, in words."""
+    if not (last / STATE).is_file():
+        return None  # weights without trainer state: load_trainer_state says what is missing
+    saved = (read_json(last / STATE).get("trainer") or {}).get("settings")
+    if not saved:
+        return "none recorded"
+    keys = sorted(set(saved) | set(run.settings))
+    changed = [k for k in keys if saved.get(k) != run.settings.get(k)]
+    return f"changed: {', '.join(changed)}" if changed else None
+
+
 def finish(run: Run, pos: Position, seconds: float, examples: int) -> dict:
-    """Write the final model (best by dev when selected) atomically, then drop the resume state."""
+    """Write the final model (best on held-out rows when selected) atomically, then drop the
+    resume state."""
     best = run.resume_dir / "best" / WEIGHTS
-    if run.cfg.eval_each_epoch and best.is_file():
+    # Only rank 0 writes the model, and it deletes the resume directory right after: other ranks
+    # must not read from it.
+    if run.dist.is_main and run.holdout and best.is_file():
         run.model.load_state_dict(load_weights(best))
     summary = {
         "history": pos.history,

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from fixtures import read_tsv, write_tsv
 from safetensors.torch import load_file
 
 from mtdnn.config import TrainConfig
@@ -63,12 +65,12 @@ def train_mtl_args(encoder, seed: int, cfg: str, tasks: str = "rte", max_len: in
 
 
 def build_project(
-    root: Path, glue: Path, encoder: Path, tasks=("rte", "stsb"), max_len: int = 64
+    root: Path, glue: Path, encoder: Path, tasks=("rte", "stsb"), max_len: int = 64, specs=TASKS
 ) -> None:
     for name in tasks:
-        prepare_task(TASKS[name], root / canonical_dir(name), str(glue))
+        prepare_task(specs[name], root / canonical_dir(name), str(glue))
         tokenize_task(
-            TASKS[name],
+            specs[name],
             root / canonical_dir(name),
             root / tokenized_dir(str(encoder), max_len, name),
             str(encoder),
@@ -133,12 +135,24 @@ def test_same_seed_same_metrics_other_seed_differs(project):
     assert c["losses"] != a["losses"]
 
 
-def test_best_checkpoint_is_kept_by_dev_score(project):
+def test_best_checkpoint_is_kept_by_holdout_score_never_dev(project):
     root, _ = project
-    summary = run_tiny(project, "best", cfg=TINY.with_overrides(epochs=3))
+    summary = run_tiny(project, "best", cfg=TINY.with_overrides(epochs=3, holdout_examples=24))
     scores = [h["score"] for h in summary["history"] if "score" in h]
-    assert len(scores) == 3
+    assert len(scores) == 3 and all("holdout" in h for h in summary["history"])
     assert summary["best_score"] == max(scores)
+    # dev metrics are recorded each epoch but are not what the score is computed on
+    assert all(h["dev"] != h["holdout"] for h in summary["history"])
+
+
+def test_without_holdout_the_last_epoch_is_the_model(project):
+    root, _ = project
+    last = run_tiny(project, "last", cfg=TINY.with_overrides(epochs=2))
+    assert last["best_score"] is None and all("score" not in h for h in last["history"])
+    # stopped in epoch 1 (16 batches an epoch): epoch 0 was evaluated on dev, nothing was kept
+    assert run_tiny(project, "last-stopped", stop_after=20) is None
+    assert (root / "last-stopped.resume" / "last").is_dir()
+    assert not (root / "last-stopped.resume" / "best").exists()
 
 
 def test_compiled_encoder_trains_like_eager(project, tmp_path, glue_dir):
@@ -170,55 +184,112 @@ def test_compiled_encoder_trains_like_eager(project, tmp_path, glue_dir):
     assert compiled == pytest.approx(eager, rel=1e-3, abs=1e-4)
 
 
-def test_ddp_two_processes_match_one_process(project, tmp_path):
-    """torchrun --nproc-per-node 2 (gloo) against one process with the same global batch."""
-    root, _ = project
-    encoder = tiny_encoder(
-        tmp_path / "tiny-nodrop", dropout=0.0
-    )  # dropout masks would differ per rank
-    build_project(
-        root,
-        Path(os.environ.get("GLUE_DIR", REPO.parent / "shared/data/glue")),
-        encoder,
-        tasks=("rte",),
-    )
-    cfg = json.dumps(
-        {
-            "max_train_examples": 64,
-            "batch_size": 8,
-            "epochs": 1,
-            "lr": 1e-3,
-            "precision": "fp32",
-            "eval_each_epoch": False,
-            "dropout": 0.0,
-        }
-    )
-    common = [*train_mtl_args(encoder, 3, cfg), "--threads", "1"]
-    env = os.environ | {"PYTHONPATH": str(REPO)}
-    single = subprocess.run(
-        [sys.executable, "-m", "mtdnn", *common, "--out", "one"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert single.returncode == 0, single.stderr[-2000:]
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "-m",
-        "mtdnn",
+# The paper's ranking formulation on real data that is in ranking form: SNLI premises, each with
+# its three hypotheses as candidates, the entailed one the positive.
+RANK_TASK = {
+    "snli-rank": {
+        "type": "ranking",
+        "labels": ["entailment", "neutral", "contradiction"],
+        "positive_label": "entailment",
+        "metrics": ["accuracy"],
+        "test_splits": [],
+        "local": {
+            "dir": "SNLI-rank",
+            "columns": {"text_a": "premise", "text_b": "hypothesis", "label": "label"},
+            "splits": {"train": {"file": "train.tsv"}, "dev": {"file": "dev.tsv"}},
+        },
+    }
+}
+# 48 rows per task at batch 12: RTE batches split 6 + 6 rows, snli-rank batches 2 + 2 whole groups.
+DIST_CFG = json.dumps(
+    {
+        "max_train_examples": 48,
+        "batch_size": 12,
+        "epochs": 1,
+        "lr": 1e-3,
+        "precision": "fp32",
+        "eval_each_epoch": False,
+        "dropout": 0.0,  # dropout masks differ per rank by design
+        "checkpoint_every": None,
+    }
+)
+
+
+def snli_triples(derived: Path, n: int) -> list[list[str]]:
+    """The first ``n`` SNLI dev premises that have exactly three hypotheses, one per label."""
+    _, rows = read_tsv(derived / "SNLI" / "dev.tsv")
+    by_premise: dict[str, list[list[str]]] = {}
+    for row in rows:
+        by_premise.setdefault(row[0], []).append(row)
+    labels = sorted(RANK_TASK["snli-rank"]["labels"])
+    whole = [g for g in by_premise.values() if sorted(r[2] for r in g) == labels]
+    assert len(whole) >= n
+    return [row for group in whole[:n] for row in group]
+
+
+def distributed_project(root: Path, glue: Path, derived: Path) -> Path:
+    """RTE plus snli-rank in ``root`` (params.yaml names the custom task); returns the encoder.
+
+    The encoder has no dropout: ranks draw different masks, so only then can DDP match one process.
+    """
+    data = root / "data-in"
+    data.mkdir()
+    (data / "RTE").symlink_to(glue / "RTE", target_is_directory=True)
+    triples = snli_triples(derived, 24)
+    write_tsv(data / "SNLI-rank" / "train.tsv", ["premise", "hypothesis", "label"], triples[:48])
+    write_tsv(data / "SNLI-rank" / "dev.tsv", ["premise", "hypothesis", "label"], triples[48:])
+    (root / "tasks.yaml").write_text(yaml.safe_dump(RANK_TASK))
+    params = yaml.safe_load((REPO / "mtdnn/profiles/smoke.yaml").read_text())
+    params["data"] |= {"task_files": [str(root / "tasks.yaml")], "sources": {}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    encoder = tiny_encoder(root / "tiny-nodrop", dropout=0.0)
+    specs = load_tasks([root / "tasks.yaml"])
+    build_project(root, data, encoder, tasks=("rte", "snli-rank"), specs=specs)
+    return encoder
+
+
+def torchrun(*flags: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", *flags, "-m", "mtdnn"]
+
+
+def train_losses(root: Path, encoder: Path, launchers: list[list[str]], out: str) -> list[float]:
+    """Multi-task training on RTE + snli-rank, one process per launcher, all started together
+    (the nodes of one job); returns the per-step losses (averaged over ranks) from the summary."""
+    args = [*train_mtl_args(encoder, 3, DIST_CFG, tasks="rte,snli-rank"), "--threads", "1"]
+    env = os.environ | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen(
+            [*launcher, *args, "--out", out],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for launcher in launchers
     ]
-    multi = subprocess.run(
-        [*torchrun, *common, "--out", "two"], cwd=root, env=env, capture_output=True, text=True
-    )
-    assert multi.returncode == 0, multi.stderr[-2000:]
-    one = json.loads((root / "one" / "train_summary.json").read_text())["losses"]
-    two = json.loads((root / "two" / "train_summary.json").read_text())["losses"]
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    for proc, log in zip(procs, logs, strict=True):
+        assert proc.returncode == 0, log[-3000:]
+    world = len(launchers) if len(launchers) > 1 else None
+    if world:  # every node joined the same job
+        for rank in range(world):
+            assert sum(f"rank {rank} of {world}" in log for log in logs) == 1, logs
+    return json.loads((root / out / "train_summary.json").read_text())["losses"]
+
+
+@pytest.fixture(scope="module")
+def dist_project(tmp_path_factory, glue_dir, derived_dir):
+    root = tmp_path_factory.mktemp("dist")
+    return root, distributed_project(root, glue_dir, derived_dir)
+
+
+def test_ddp_two_processes_match_one_process(dist_project):
+    """torchrun --nproc-per-node 2 (gloo) against one process with the same global batch, on a
+    classification task and a ranking task (whose groups must stay whole on one rank)."""
+    root, encoder = dist_project
+    one = train_losses(root, encoder, [[sys.executable, "-m", "mtdnn"]], "one")
+    two = train_losses(root, encoder, [torchrun("--standalone", "--nproc-per-node", "2")], "two")
     assert len(one) == len(two) == 8
     # Same global batch, gradients averaged by DDP: only float summation order differs.
     assert one == pytest.approx(two, rel=1e-4, abs=1e-5)

@@ -1,13 +1,21 @@
 # Shared helpers: the grid comes from the mtdnn package, so the DAG is defined in one place.
 import os
+import sys
 
 from mtdnn.config import load_params
+from mtdnn.errors import MtdnnError
 from mtdnn.grid import Grid
 
 # Re-read with mtdnn's loader: it validates, and it reads DVC's "5e-05" as the float it is (YAML 1.1,
-# which Snakemake's reader follows, would make it a string).
-config.update(load_params("params.yaml"))
-GRID = Grid(config)
+# which Snakemake's reader follows, would make it a string). Every task the profile names is
+# resolved now: bad params or a task without data stop the workflow in seconds, with one line.
+try:
+    config.update(load_params("params.yaml"))
+    GRID = Grid(config)
+    GRID.check()
+except MtdnnError as e:
+    print(f"mtdnn: error: {e}", file=sys.stderr)
+    sys.exit(2)
 ENC = GRID.encoder
 TOK = f"data/tokenized/{ENC}-L{GRID.max_len}"
 
@@ -22,20 +30,8 @@ wildcard_constraints:
     task=r"[a-z0-9][a-z0-9_-]*",
     seed=r"\d+",
     init="mtdnn|base",
-    model="mtdnn|base|mtl",
     enc=r"[a-z0-9][a-z0-9._-]*",
 
 
 def tokenized(task):
     return f"{TOK}/{task}"
-
-
-def finetuned(init, task, seed):
-    return f"models/finetune/{init}/{ENC}/{task}/seed{seed}"
-
-
-def cell_model(wc):
-    """The model a GLUE cell evaluates: the MT-DNN model itself ("mtl") or a fine-tuned one."""
-    if wc.model == "mtl":
-        return GRID.mtl_model(wc.seed)
-    return finetuned(wc.model, wc.task, wc.seed)

@@ -4,7 +4,12 @@ rule train_mtl:
     input:
         [tokenized(t) for t in GRID.mtl_tasks],
     output:
-        directory("models/mtl/{enc}/seed{seed}"),
+        model=directory("models/mtl/{enc}/seed{seed}"),
+        # The "MT-DNN, no fine-tuning" cells, evaluated in the training job itself.
+        cells=expand(
+            "results/cells/glue/mtl/{{enc}}/{task}/seed{{seed}}.json",
+            task=GRID.mtl_cell_tasks,
+        ),
     log:
         "logs/train_mtl/{enc}/seed{seed}.log",
     # Start multi-task training first: every MT-DNN fine-tuning waits for it.
@@ -18,6 +23,7 @@ rule train_mtl:
         runtime=720,
     params:
         tasks=",".join(GRID.mtl_tasks),
+        eval_tasks=",".join(GRID.mtl_cell_tasks),
         cfg=GRID.stage_json("mtl"),
         max_len=lookup(dpath="tokenize/max_len", within=config),
         launcher=(
@@ -28,4 +34,6 @@ rule train_mtl:
     shell:
         "{params.launcher} train-mtl --tasks {params.tasks} --encoder {wildcards.enc} "
         "--max-len {params.max_len} --seed {wildcards.seed} --cfg {params.cfg:q} "
-        "--threads {threads} --out {output} > {log} 2>&1"
+        "--threads {threads} --out {output.model} --cells-dir results/cells/glue/mtl/{wildcards.enc} "
+        "--eval-tasks {params.eval_tasks} --cell table=glue --cell model=mtl "
+        "--cell seed={wildcards.seed} --cell encoder={wildcards.enc} > {log} 2>&1"
