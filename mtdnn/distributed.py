@@ -7,49 +7,92 @@ each step without any communication; DDP then averages the gradients.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 import numpy as np
 import torch
 import torch.distributed as dist
+
+# Rank 0 alone evaluates on dev and writes multi-GB checkpoints while the other ranks wait in a
+# barrier; NCCL's default 10 minutes is too short for that on bert-large.
+TIMEOUT = timedelta(hours=2)
 
 
 @dataclass
 class Dist:
     rank: int = 0
     world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @classmethod
     def from_env(cls, device: torch.device) -> Dist:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world == 1:
-            return cls()
+            return cls(device=device)
         if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        return cls(dist.get_rank(), world)
+            dist.init_process_group(**process_group_options(device))
+        return cls(dist.get_rank(), world, device)
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def shard(self, rows: np.ndarray) -> np.ndarray:
-        # A batch smaller than the world is processed whole on every rank (same gradient everywhere).
-        return rows[self.rank :: self.world] if len(rows) >= self.world else rows
+    def shard(self, rows: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+        """This rank's part of a batch: every n-th row, or every n-th whole group for ranking
+        (a listwise loss needs all candidates of a group on one rank)."""
+        if groups is None:
+            units, members = rows, None
+        else:
+            keys = groups[rows]
+            _, first = np.unique(keys, return_index=True)
+            units, members = keys[np.sort(first)], keys  # groups in batch order
+        # A batch with fewer units than ranks is processed whole on every rank (same gradient).
+        if len(units) < self.world:
+            return rows
+        mine = units[self.rank :: self.world]
+        return mine if members is None else rows[np.isin(members, mine)]
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         if self.world == 1:
             return model
         # Each step trains one task's head, so the other heads get no gradient that step.
-        return torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+        return torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=self.device_ids, find_unused_parameters=True
+        )
 
-    def mean(self, values: list[float]) -> list[float]:
-        """Average per-step values over ranks (each rank's loss covers its shard of the batch)."""
-        if self.world == 1 or not values:
+    @property
+    def device_ids(self) -> list[int] | None:
+        """DDP's ``device_ids``: this rank's GPU; None on the CPU (as DDP requires)."""
+        return [self.device.index] if self.device.type == "cuda" else None
+
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        """Average per-step values over ranks (each rank's loss covers its shard of the batch).
+
+        The reduction runs on the device the values live on: NCCL cannot reduce CPU tensors.
+        """
+        if self.world == 1 or not values.numel():
             return values
-        t = torch.tensor(values, dtype=torch.float64)
-        dist.all_reduce(t)
-        return (t / self.world).tolist()
+        values = values.clone()
+        dist.all_reduce(values)
+        return values / self.world
 
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()
+
+    def seed_dropout(self, seed: int) -> None:
+        """Give each rank its own dropout stream (seed + rank), once the model is built.
+
+        Rank 0 keeps the stream it has, so a single process (and rank 0) is unchanged.
+        """
+        if self.rank > 0:
+            torch.manual_seed(seed + self.rank)
+
+
+def process_group_options(device: torch.device) -> dict:
+    """``init_process_group`` arguments: NCCL bound to this rank's GPU (with gloo beside it for any
+    CPU tensor), or gloo alone on CPUs; a timeout long enough for rank-0-only work."""
+    if device.type == "cuda":
+        return {"backend": "cpu:gloo,cuda:nccl", "device_id": device, "timeout": TIMEOUT}
+    return {"backend": "gloo", "timeout": TIMEOUT}

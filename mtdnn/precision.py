@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -10,7 +11,23 @@ from mtdnn.errors import MtdnnError
 
 
 def pick_device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    """This process's device: ``cuda:LOCAL_RANK`` under torchrun (one GPU per rank), else the CPU.
+
+    A bare ``cuda`` would put every rank on GPU 0 (NCCL then fails with "Duplicate GPU detected").
+    ``set_device`` makes the rank's GPU the current one, for kernels and NCCL alike.
+    """
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    visible = torch.cuda.device_count()
+    if local_rank >= visible:
+        raise MtdnnError(
+            f"LOCAL_RANK {local_rank}: only {visible} GPU(s) visible; "
+            "start at most one process per GPU (torchrun --nproc-per-node)"
+        )
+    device = torch.device("cuda", local_rank)
+    torch.cuda.set_device(device)
+    return device
 
 
 def cpu_has_bf16() -> bool:
@@ -26,7 +43,10 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         return None
     if precision == "auto":
         if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            # Native bf16 only (compute capability >= 8): V100/T4 merely emulate it, slowly,
+            # so they get fp16 with loss scaling instead.
+            native = torch.cuda.is_bf16_supported(including_emulation=False)
+            return torch.bfloat16 if native else torch.float16
         return torch.bfloat16 if cpu_has_bf16() else None
     if precision == "fp16" and device.type == "cpu":
         raise MtdnnError("precision: fp16 autocast is for CUDA; use bf16 or fp32 on a CPU")

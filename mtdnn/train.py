@@ -350,6 +350,8 @@ def finish(run: Run, pos: Position, seconds: float, examples: int) -> dict:
         "train_seconds": round(seconds, 2),
         "train_examples_per_s": round(examples / max(seconds, 1e-9), 2),
     }
+    if run.device.type == "cuda":  # what benchmarks/gpu_smoke.sh reports per job
+        summary["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(run.device) / 2**20)
     if run.dist.is_main:
         with atomic_dir(run.out) as tmp:
             write_model(tmp, run.model, run.meta)

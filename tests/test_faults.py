@@ -46,17 +46,22 @@ def project(tmp_path_factory, glue_dir):
     return root, encoder
 
 
-def train(
-    root: Path, encoder: Path, out: str, fault: str | None = None
-) -> subprocess.CompletedProcess:
+def mtdnn(root: Path, args: list[str], fault: str | None = None) -> subprocess.CompletedProcess:
+    """``python -m mtdnn ARGS`` in ``root``, SIGKILLed at ``fault`` (``point:n``) when given."""
     env = os.environ | {"PYTHONPATH": str(REPO)}
     env.pop("MTDNN_FAULT", None)
     if fault:
         env["MTDNN_FAULT"] = fault
-    args = [*train_mtl_args(encoder, 5, CFG, tasks="rte,stsb"), "--threads", "1", "--out", out]
     return subprocess.run(
         [sys.executable, "-m", "mtdnn", *args], cwd=root, env=env, capture_output=True, text=True
     )
+
+
+def train(
+    root: Path, encoder: Path, out: str, fault: str | None = None
+) -> subprocess.CompletedProcess:
+    args = [*train_mtl_args(encoder, 5, CFG, tasks="rte,stsb"), "--threads", "1", "--out", out]
+    return mtdnn(root, args, fault)
 
 
 def test_sigkill_at_five_points_then_resume_is_bitwise_identical(project):
@@ -162,3 +167,31 @@ def test_swap_killed_between_renames_recovers_previous_checkpoint(tmp_path):
     recover_dir(dest)
     assert json.loads((dest / "config.json").read_text())["v"] == 1
     assert not (tmp_path / ".last.old").exists()
+
+
+def finetune(
+    root: Path, encoder: Path, out: str, lr: float, fault: str | None = None
+) -> subprocess.CompletedProcess:
+    """Fine-tune RTE from the ``mtl-init`` checkpoint (12 steps, a resume checkpoint every 2)."""
+    cfg = json.dumps(json.loads(CFG) | {"lr": lr})
+    args = ["finetune", "--task", "rte", "--init", "mtl-init", "--encoder", str(encoder),
+            "--max-len", "64", "--seed", "5", "--cfg", cfg, "--threads", "1", "--out", out]  # fmt: skip
+    return mtdnn(root, args, fault)
+
+
+def test_killed_finetune_rerun_with_another_lr_starts_fresh(project):
+    """Kill a fine-tuning job mid-run, change its lr, rerun: the saved optimizer (old lr included)
+    must not be continued. The rerun says so in one line, starts fresh, and ends with the weights
+    of a clean run at the new lr."""
+    root, encoder = project
+    assert train(root, encoder, "mtl-init").returncode == 0
+    killed = finetune(root, encoder, "rte-ft", 1e-3, "step:7")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-1000:]
+    assert (root / "rte-ft.resume" / "last" / "trainer_state.json").is_file()
+    rerun = finetune(root, encoder, "rte-ft", 2e-4)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    notices = [line for line in rerun.stderr.splitlines() if "starting fresh" in line]
+    assert len(notices) == 1 and "changed: train_config" in notices[0], rerun.stderr[-2000:]
+    assert "resuming from" not in rerun.stderr
+    assert finetune(root, encoder, "rte-clean", 2e-4).returncode == 0
+    assert_same_weights(root / "rte-clean", root / "rte-ft")

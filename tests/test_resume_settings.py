@@ -1,0 +1,78 @@
+"""Resume continues a run only under the settings it was saved with, and carries the fp16 loss scale."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import pytest
+import torch
+from test_train import TASKS, TINY, assert_same_weights, build_project, run_tiny, tiny_encoder
+
+from mtdnn.runner import build_run
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, glue_dir):
+    root = tmp_path_factory.mktemp("settings")
+    encoder = tiny_encoder(root / "tiny-bert")
+    build_project(root, glue_dir, encoder)
+    old = os.getcwd()
+    os.chdir(root)
+    torch.set_num_threads(1)
+    yield root, encoder
+    os.chdir(old)
+
+
+def settings(project, seed: int = 7, cfg=TINY) -> dict[str, str]:
+    root, encoder = project
+    tasks = [TASKS["rte"], TASKS["stsb"]]
+    return build_run(tasks, str(encoder), 64, cfg, seed, root / "unused").settings
+
+
+def changed(a: dict, b: dict) -> list[str]:
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def test_settings_hash_names_what_changed(project):
+    base = settings(project)
+    assert changed(base, settings(project)) == []  # a rebuilt run is the same run
+    assert changed(base, settings(project, seed=8)) == ["seed"]
+    assert changed(base, settings(project, cfg=TINY.with_overrides(lr=3e-4))) == ["train_config"]
+    fewer = settings(project, cfg=TINY.with_overrides(max_train_examples=40))
+    assert changed(base, fewer) == ["rows", "train_config"]
+
+
+def notices(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "starting fresh" in r.getMessage()]
+
+
+def test_resume_continues_same_settings_and_refuses_others(project, caplog):
+    root, _ = project
+    caplog.set_level(logging.INFO, logger="mtdnn.train")
+    assert run_tiny(project, "knobs", stop_after=5) is None
+    assert run_tiny(project, "knobs", stop_after=6) is None  # same settings: continues
+    assert "resuming from" in caplog.text and not notices(caplog)
+    caplog.clear()
+    other = TINY.with_overrides(lr=3e-4)
+    rerun = run_tiny(project, "knobs", cfg=other)
+    assert len(notices(caplog)) == 1 and "changed: train_config" in notices(caplog)[0]
+    assert "resuming from" not in caplog.text
+    clean = run_tiny(project, "knobs-clean", cfg=other)
+    assert_same_weights(root / "knobs-clean", root / "knobs")
+    assert rerun["losses"] == clean["losses"] and rerun["history"] == clean["history"]
+
+
+def test_fp16_loss_scale_is_saved_and_resumed(project, monkeypatch):
+    """A CPU stand-in for fp16 on CUDA: an enabled GradScaler whose scale doubles every step."""
+    root, _ = project
+    monkeypatch.setattr(
+        "mtdnn.train.grad_scaler",
+        lambda device, dtype: torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=1),
+    )
+    state = root / "scaled.resume" / "last" / "trainer_state.json"
+    assert run_tiny(project, "scaled", stop_after=4) is None
+    assert json.loads(state.read_text())["trainer"]["scaler"]["scale"] == 2.0**14
+    assert run_tiny(project, "scaled", stop_after=6) is None  # resumed at 4: 2 more doublings
+    assert json.loads(state.read_text())["trainer"]["scaler"]["scale"] == 2.0**16
