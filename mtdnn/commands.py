@@ -187,10 +187,10 @@ def _train_args(p, multi: bool) -> None:
     p.add_argument("--stop-after", type=int, help=argparse_suppress())
     if multi:
         p.add_argument(
-            "--cells-dir",
-            type=Path,
-            metavar="DIR",
-            help="also evaluate the trained model: one table cell per task, DIR/<task>/seed<S>.json",
+            "--cells",
+            metavar="PATTERN",
+            help="also evaluate the trained model: one table cell per task, written to PATTERN "
+            "with {task} replaced by the task name",
         )
         p.add_argument(
             "--eval-tasks", help="comma-separated tasks to write cells for (default: --tasks)"
@@ -252,9 +252,9 @@ def train_mtl(args) -> None:
     specs = _tasks(params)
     tasks = [get_task(specs, t) for t in args.tasks.split(",") if t]
     if train(tasks, enc, max_len, cfg, args.seed, args.out, None, stop_after=args.stop_after):
-        if args.cells_dir is not None:
+        if args.cells is not None:
             names = args.eval_tasks.split(",") if args.eval_tasks else [t.name for t in tasks]
-            targets = {t: args.cells_dir / t / f"seed{args.seed}.json" for t in names if t}
+            targets = {t: Path(args.cells.format(task=t)) for t in names if t}
             _write_cells(args, targets, params)
 
 
@@ -315,6 +315,12 @@ def _add_report(p) -> None:
     p.add_argument("--metrics", type=Path, help="flat metrics JSON for `dvc exp show`")
     p.add_argument("--plot", type=Path, help="PNG plot (adapt table)")
     p.add_argument("--decimals", type=int, default=1, help="decimals in the tables (default 1)")
+    p.add_argument(
+        "--skipped",
+        default="",
+        help="comma-separated tasks the profile names but left out (data.optional_tasks); "
+        "the Markdown table names them in a footnote",
+    )
 
 
 @command("report", "build a results table (CSV + Markdown + flat metrics) from cell JSONs")(
@@ -323,8 +329,16 @@ def _add_report(p) -> None:
 def report(args) -> None:
     from mtdnn import report as rep
 
+    skipped = [t for t in args.skipped.split(",") if t]
     rep.build(
-        args.table, args.cells, args.csv, args.markdown, args.metrics, args.plot, args.decimals
+        args.table,
+        args.cells,
+        args.csv,
+        args.markdown,
+        args.metrics,
+        args.plot,
+        args.decimals,
+        skipped,
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from mtdnn import paths
 from mtdnn.config import stage_config, task_specs
 from mtdnn.errors import MtdnnError
 from mtdnn.sources import expand_path, hub_offline, split_files
@@ -128,8 +129,51 @@ class Grid:
     def finetune_tasks(self) -> list[str]:
         return self._available(self.params["finetune"]["tasks"])
 
+    @property
+    def enc(self) -> str:
+        """The encoder as a path component (a model directory becomes '<name>-<hash>')."""
+        return paths.encoder_key(self.encoder)
+
+    # Knob keys: a cell's path holds a hash of everything that decides its numbers ----------------
+    def _key(self, stage: str, task: str | None, init: str | None, upstream: str | None) -> str:
+        doc = {
+            "knobs": stage_config(self.params, stage, task, init),
+            "encoder": self.encoder,
+            "max_len": self.max_len,
+            "upstream": upstream,
+        }
+        if stage == "mtl":
+            doc["tasks"] = self.mtl_tasks
+        return paths.knob_key(doc)
+
+    @cached_property
+    def mtl_key(self) -> str:
+        return self._key("mtl", None, None, None)
+
+    def finetune_key(self, task: str, init: str) -> str:
+        return self._key("finetune", task, init, self.mtl_key if init == "mtdnn" else None)
+
+    def adapt_key(self, init: str) -> str:
+        upstream = f"{self.mtl_key}/seed{self.adapt_mtl_seed}" if init == "mtdnn" else None
+        return self._key("adapt", None, None, upstream)
+
+    def knobs(self, stage: str, key: str, task: str | None = None, init: str | None = None) -> str:
+        """The stage's knobs as JSON for a job whose path holds ``key``; a path made under other
+        knobs (a stale target asked for by hand) is refused rather than rebuilt with these."""
+        expected = {
+            "mtl": lambda: self.mtl_key,
+            "finetune": lambda: self.finetune_key(task, init),
+            "adapt": lambda: self.adapt_key(init),
+        }[stage]()
+        if key != expected:
+            raise MtdnnError(
+                f"{stage} target with knob key {key}: the current params.yaml gives {expected} "
+                "(ask for the table, which names the current cells)"
+            )
+        return self.stage_json(stage, task, init)
+
     def mtl_model(self, seed: int | str) -> str:
-        return f"models/mtl/{self.encoder}/seed{seed}"
+        return paths.mtl_dir(self.enc, self.mtl_key, seed)
 
     @property
     def mtl_cell_tasks(self) -> list[str]:
@@ -142,9 +186,13 @@ class Grid:
             for model in GLUE_MODELS:
                 tasks = self.mtl_cell_tasks if model == "mtl" else self.finetune_tasks
                 cells += [
-                    f"results/cells/glue/{model}/{self.encoder}/{t}/seed{seed}.json" for t in tasks
+                    paths.glue_cell(model, self.enc, t, self._cell_key(model, t), seed)
+                    for t in tasks
                 ]
         return cells
+
+    def _cell_key(self, model: str, task: str) -> str:
+        return self.mtl_key if model == "mtl" else self.finetune_key(task, model)
 
     def stage_json(self, stage: str, task: str | None = None, init: str | None = None) -> str:
         return json.dumps(stage_config(self.params, stage, task, init), sort_keys=True)
@@ -164,7 +212,7 @@ class Grid:
 
     def adapt_cells(self) -> list[str]:
         return [
-            f"results/cells/adapt/{init}/{self.encoder}/{d}/{self.size_label(s)}/seed{seed}.json"
+            paths.adapt_cell(init, self.enc, d, self.size_label(s), self.adapt_key(init), seed)
             for d in self.adapt_datasets
             for s in self.adapt["sizes"]
             for seed in self.adapt["seeds"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -25,3 +26,32 @@ def encoder_key(encoder: str) -> str:
 
 def tokenized_dir(encoder: str, max_len: int, task: str) -> Path:
     return DATA / "tokenized" / f"{encoder_key(encoder)}-L{max_len}" / task
+
+
+# Trained models and table cells live under a key: a short hash of the knobs that made them (and of
+# their upstream's key). Whether a cell must be built is then decided by whether its path exists,
+# never by local Snakemake metadata, so a DVC temp or queued workspace, or a fresh clone after
+# `dvc pull`, reruns exactly the cells a knob change affects, and going back to earlier knobs
+# finds the cells already built.
+KEY_LEN = 10
+
+
+def knob_key(doc: dict) -> str:
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:KEY_LEN]
+
+
+def mtl_dir(enc: str, key: str, seed: int | str) -> str:
+    return f"{MODELS}/mtl/{enc}/{key}/seed{seed}"
+
+
+def finetune_dir(init: str, enc: str, task: str, key: str, seed: int | str) -> str:
+    return f"{MODELS}/finetune/{init}/{enc}/{task}/{key}/seed{seed}"
+
+
+def glue_cell(model: str, enc: str, task: str, key: str, seed: int | str) -> str:
+    return f"{RESULTS}/cells/glue/{model}/{enc}/{task}/{key}/seed{seed}.json"
+
+
+def adapt_cell(init: str, enc: str, task: str, size: str, key: str, seed: int | str) -> str:
+    return f"{RESULTS}/cells/adapt/{init}/{enc}/{task}/{size}/{key}/seed{seed}.json"

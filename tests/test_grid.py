@@ -163,7 +163,6 @@ def test_dry_run_owes_the_whole_default_grid(glue_dir, derived_dir, tmp_path) ->
         "tokenize": len(datasets),
         "train_mtl": seeds,
         "finetune": 2 * len(finetune) * seeds,
-        "evaluate": (2 * len(finetune) + len(mtl)) * seeds,
         "glue_table": 1,
         "adapt": len(a["datasets"]) * len(a["sizes"]) * len(a["seeds"]) * 2,
         "adapt_table": 1,

@@ -190,8 +190,7 @@ def test_snakemake_builds_then_does_nothing(project: Project, built: Result) -> 
         "prepare": 4,
         "tokenize": 4,
         "train_mtl": 1,
-        "finetune": 4,
-        "evaluate": 6,
+        "finetune": 4,  # each also writes its cell; train_mtl writes the two "no fine-tuning" cells
         "glue_table": 1,
     }
     for name in ("glue.csv", "glue.md", "metrics.json"):
@@ -219,7 +218,7 @@ def test_dvc_repro_completes_then_is_up_to_date(
     # SNLI data and the adaptation cells are new (and the tables DVC removes before a stage).
     ran = job_counts(first.text)
     assert ran["adapt"] == 8 and ran["prepare"] == ran["tokenize"] == 1
-    assert not {"train_mtl", "finetune", "evaluate"} & set(ran), ran
+    assert not {"train_mtl", "finetune"} & set(ran), ran
     assert "Data and pipelines are up to date." in second.text, second.text
     assert "Running stage" not in second.text
     nothing_owed(project)
@@ -263,12 +262,8 @@ def test_one_task_knob_reruns_only_its_cells(project: Project, reproduced) -> No
         params_file.write_text(yaml.safe_dump(params, sort_keys=False))
         dry = project.run("snakemake", "-n")
         planned = jobs(dry.text)
-        assert job_counts(dry.text) == {"finetune": 2, "evaluate": 2, "glue_table": 1}, dry.text
+        assert job_counts(dry.text) == {"finetune": 2, "glue_table": 1}, dry.text
         assert {(w["init"], w["task"]) for r, w in planned if r == "finetune"} == {
-            ("base", "rte"),
-            ("mtdnn", "rte"),
-        }
-        assert {(w["model"], w["task"]) for r, w in planned if r == "evaluate"} == {
             ("base", "rte"),
             ("mtdnn", "rte"),
         }
@@ -281,6 +276,57 @@ def test_one_task_knob_reruns_only_its_cells(project: Project, reproduced) -> No
 
 
 # --- 3. Experiments side by side ----------------------------------------------------------------
+
+
+# --- 3b. Queued and temporary experiments train their own cells ---------------------------------
+# Cells are keyed by their knobs (a hash in their paths), so a DVC workspace that has no Snakemake
+# metadata (a temp or queued run) still rebuilds exactly the cells its knobs change.
+QUEUED = {"q-hi": 1e-3, "q-lo": 1e-6}
+
+
+def wait_for_queue(project: Project, timeout: float = 1200) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = project.run("dvc", "queue", "status").text
+        if not re.search(r"\b(Queued|Running)\b", status):
+            return status
+        time.sleep(5)
+    pytest.fail(f"dvc queue still busy after {timeout} s:\n{status}")
+
+
+@pytest.fixture(scope="module")
+def queued(project: Project, reproduced) -> dict[str, str]:
+    """Two queued experiments and one temp experiment from the committed baseline: {name: log}."""
+    for name, lr in QUEUED.items():
+        project.run("dvc", "exp", "run", "--queue", "-n", name, "-S", f"finetune.lr={lr}")
+    start = time.perf_counter()
+    project.run("dvc", "queue", "start", "-j", "1")
+    status = wait_for_queue(project)
+    project.timings["dvc queue (2 experiments)"] = time.perf_counter() - start
+    assert "Failed" not in status, status
+    logs = {name: project.run("dvc", "queue", "logs", name).text for name in QUEUED}
+    temp = project.run("dvc", "exp", "run", "--temp", "-n", "t-mid", "-S", "finetune.lr=2e-4")
+    project.timings["dvc exp run --temp"] = temp.seconds
+    return logs | {"t-mid": temp.text}
+
+
+@pytest.mark.slow
+def test_queued_and_temp_experiments_rerun_exactly_their_cells(project: Project, queued) -> None:
+    for name, log in queued.items():
+        # fine-tuning knobs: the four fine-tuned cells and the table; multi-task training is reused
+        assert job_counts(log) == {"finetune": 4, "glue_table": 1}, (name, log[-4000:])
+    show = project.run("dvc", "exp", "show", "--csv")
+    rows = list(csv.DictReader(io.StringIO(show.stdout)))
+    by_name = {row["Experiment"]: row for row in rows if row["Experiment"]}
+    baseline = next(row for row in rows if row["typ"] == "baseline" and row["rev"] != "workspace")
+    runs = [baseline] + [by_name[name] for name in queued]
+    for column in ("rte/accuracy/mtdnn", "stsb/pearson/mtdnn", "stsb/pearson/base"):
+        values = [float(row[column]) for row in runs]
+        assert len(set(values)) == len(runs), (column, values)  # each run has its own numbers
+    for row in runs[1:]:
+        for column in ("glue_score/mtl", "rte/accuracy/mtl", "stsb/pearson/mtl"):
+            assert row[column] == baseline[column], column  # the same multi-task model
+    assert [float(by_name[n]["finetune.lr"]) for n in QUEUED] == list(QUEUED.values())
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +343,7 @@ def experiments(project: Project, reproduced) -> dict[str, tuple[float, Result]]
 def test_dvc_experiments_show_glue_metrics(project: Project, experiments) -> None:
     for name, (_, run) in experiments.items():
         # A fine-tuning knob: the fine-tuned cells and the table rerun; MTL, data, adaptation don't.
-        assert job_counts(run.text) == {"finetune": 4, "evaluate": 4, "glue_table": 1}, run.text
+        assert job_counts(run.text) == {"finetune": 4, "glue_table": 1}, run.text
         assert "Stage 'data' didn't change" in run.text, name
         assert "Stage 'adapt' didn't change" in run.text, name
 
@@ -343,6 +389,32 @@ def test_push_wipe_pull_owes_nothing(project: Project, reproduced, tmp_path: Pat
     nothing_owed(project)
 
 
+@pytest.mark.slow
+def test_fresh_clone_after_pull_reruns_exactly_a_changed_task(
+    project: Project, reproduced, tmp_path: Path
+) -> None:
+    """A clone has no Snakemake metadata: only the knob keys in the paths can tell it what is
+    stale. Changing one task's fine-tuning lr there owes that task's two cells and the tables."""
+    remote = tmp_path / "remote"
+    project.run("dvc", "remote", "add", "-d", "-f", "clone-remote", str(remote))
+    project.run("dvc", "push")
+    clone = tmp_path / "clone"
+    project.run("git", "clone", "-q", str(project.root), str(clone))
+    proj = Project(clone, tool_env(clone, GLUE))
+    proj.run("dvc", "remote", "add", "-d", "-f", "clone-remote", str(remote))
+    proj.run("dvc", "pull")
+    params = yaml.safe_load(proj.path("params.yaml").read_text())
+    params["finetune"].setdefault("per_task", {}).setdefault("stsb", {})["lr"] = 3.0e-4
+    proj.path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    dry = proj.run("snakemake", "-n", "results/glue.csv", "results/domain_adaptation.csv")
+    planned = jobs(dry.text)
+    assert {(r, w.get("init"), w.get("task")) for r, w in planned if r == "finetune"} == {
+        ("finetune", "base", "stsb"),
+        ("finetune", "mtdnn", "stsb"),
+    }, dry.text[-4000:]
+    assert job_counts(dry.text) == {"finetune": 2, "glue_table": 1}, dry.text[-4000:]
+
+
 # --- 8. Training again gives the same bytes ------------------------------------------------------
 
 
@@ -355,7 +427,7 @@ def test_retraining_gives_identical_bytes(project: Project, reproduced) -> None:
     assert len(weights) == 3
     # Multi-task training again, and everything in the GLUE table that depends on it.
     run = project.run("snakemake", "--cores", CORES, "results/glue.csv", "--forcerun", "train_mtl")
-    assert job_counts(run.text) == {"train_mtl": 1, "finetune": 2, "evaluate": 4, "glue_table": 1}
+    assert job_counts(run.text) == {"train_mtl": 1, "finetune": 2, "glue_table": 1}
     project.timings["rerun of train_mtl and its dependants"] = run.seconds
     assert {m: sha256(m / "model.safetensors") for m in models} == weights
     assert project.path("results/metrics.json").read_bytes() == metrics

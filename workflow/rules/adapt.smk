@@ -7,9 +7,9 @@ rule adapt:
             GRID.mtl_model(GRID.adapt_mtl_seed) if wc.init == "mtdnn" else []
         ),
     output:
-        "results/cells/adapt/{init}/{enc}/{task}/{size}/seed{seed}.json",
+        paths.adapt_cell("{init}", "{enc}", "{task}", "{size}", "{key}", "{seed}"),
     log:
-        "logs/adapt/{init}/{enc}/{task}/{size}/seed{seed}.log",
+        "logs/adapt/{init}/{enc}/{task}/{size}/{key}/seed{seed}.log",
     wildcard_constraints:
         size=r"(n\d+|p[0-9.e-]+)",
     conda:
@@ -19,11 +19,12 @@ rule adapt:
         gpu=1,
         mem_mb=3000,
     params:
-        cfg=GRID.stage_json("adapt"),
+        cfg=lambda wc: GRID.knobs("adapt", wc.key, init=wc.init),
+        encoder=GRID.encoder,
         splits=",".join(config["adapt"].get("eval_splits", ["dev"])),
         max_len=lookup(dpath="tokenize/max_len", within=config),
         init_arg=lambda wc, input: f"--init {input.init}" if wc.init == "mtdnn" else "",
     shell:
         "mtdnn adapt --task {wildcards.task} --size {wildcards.size} {params.init_arg} "
-        "--encoder {wildcards.enc} --max-len {params.max_len} --seed {wildcards.seed} "
+        "--encoder {params.encoder} --max-len {params.max_len} --seed {wildcards.seed} "
         "--cfg {params.cfg:q} --splits {params.splits} --threads {threads} --out {output} > {log} 2>&1"

@@ -2,6 +2,7 @@
 import os
 import sys
 
+from mtdnn import paths
 from mtdnn.config import load_params
 from mtdnn.errors import MtdnnError
 from mtdnn.grid import Grid
@@ -16,8 +17,7 @@ try:
 except MtdnnError as e:
     print(f"mtdnn: error: {e}", file=sys.stderr)
     sys.exit(2)
-ENC = GRID.encoder
-TOK = f"data/tokenized/{ENC}-L{GRID.max_len}"
+TOK = f"data/tokenized/{GRID.enc}-L{GRID.max_len}"
 
 if workflow.cores and workflow.cores > len(os.sched_getaffinity(0)):
     logger.warning(
@@ -31,6 +31,7 @@ wildcard_constraints:
     seed=r"\d+",
     init="mtdnn|base",
     enc=r"[a-z0-9][a-z0-9._-]*",
+    key=rf"[0-9a-f]{{{paths.KEY_LEN}}}",
 
 
 def tokenized(task):

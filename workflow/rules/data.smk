@@ -8,6 +8,7 @@ rule prepare:
     params:
         glue_dir=GRID.glue_dir or "",
         sources=lambda wc: config["data"]["sources"].get(wc.task, {}),
+        hub_dir=config["data"].get("hub_dir") or "",
         glue_arg=f"--glue-dir {GRID.glue_dir}" if GRID.glue_dir else "",
     shell:
         "mtdnn prepare --task {wildcards.task} {params.glue_arg} --out {output} > {log} 2>&1"
@@ -24,8 +25,10 @@ rule tokenize:
         max_len=r"\d+",
     conda:
         "../envs/mtdnn.yaml"
+    params:
+        encoder=GRID.encoder,
     shell:
-        "mtdnn tokenize --task {wildcards.task} --encoder {wildcards.enc} "
+        "mtdnn tokenize --task {wildcards.task} --encoder {params.encoder} "
         "--max-len {wildcards.max_len} --canonical {input} --out {output} > {log} 2>&1"
 
 

@@ -8,10 +8,12 @@ rule finetune:
         data=lambda wc: tokenized(wc.task),
         init=lambda wc: GRID.mtl_model(wc.seed) if wc.init == "mtdnn" else [],
     output:
-        model=directory("models/finetune/{init}/{enc}/{task}/seed{seed}"),
-        cell="results/cells/glue/{init}/{enc}/{task}/seed{seed}.json",
+        model=directory(
+            paths.finetune_dir("{init}", "{enc}", "{task}", "{key}", "{seed}")
+        ),
+        cell=paths.glue_cell("{init}", "{enc}", "{task}", "{key}", "{seed}"),
     log:
-        "logs/finetune/{init}/{enc}/{task}/seed{seed}.log",
+        "logs/finetune/{init}/{enc}/{task}/{key}/seed{seed}.log",
     conda:
         "../envs/mtdnn.yaml"
     threads: lookup(dpath="finetune/threads", within=config, default=1)
@@ -20,11 +22,12 @@ rule finetune:
         mem_mb=3000,
         runtime=240,
     params:
-        cfg=lambda wc: GRID.stage_json("finetune", wc.task, wc.init),
+        cfg=lambda wc: GRID.knobs("finetune", wc.key, wc.task, wc.init),
+        encoder=GRID.encoder,
         max_len=lookup(dpath="tokenize/max_len", within=config),
         init_arg=lambda wc, input: f"--init {input.init}" if wc.init == "mtdnn" else "",
     shell:
-        "mtdnn finetune --task {wildcards.task} {params.init_arg} --encoder {wildcards.enc} "
+        "mtdnn finetune --task {wildcards.task} {params.init_arg} --encoder {params.encoder} "
         "--max-len {params.max_len} --seed {wildcards.seed} --cfg {params.cfg:q} "
         "--threads {threads} --out {output.model} --cell-out {output.cell} --cell table=glue "
         "--cell model={wildcards.init} --cell seed={wildcards.seed} --cell encoder={wildcards.enc} "

@@ -4,14 +4,14 @@ rule train_mtl:
     input:
         [tokenized(t) for t in GRID.mtl_tasks],
     output:
-        model=directory("models/mtl/{enc}/seed{seed}"),
+        model=directory(paths.mtl_dir("{enc}", "{key}", "{seed}")),
         # The "MT-DNN, no fine-tuning" cells, evaluated in the training job itself.
         cells=expand(
-            "results/cells/glue/mtl/{{enc}}/{task}/seed{{seed}}.json",
+            paths.glue_cell("mtl", "{{enc}}", "{task}", "{{key}}", "{{seed}}"),
             task=GRID.mtl_cell_tasks,
         ),
     log:
-        "logs/train_mtl/{enc}/seed{seed}.log",
+        "logs/train_mtl/{enc}/{key}/seed{seed}.log",
     # Start multi-task training first: every MT-DNN fine-tuning waits for it.
     priority: 10
     conda:
@@ -24,7 +24,9 @@ rule train_mtl:
     params:
         tasks=",".join(GRID.mtl_tasks),
         eval_tasks=",".join(GRID.mtl_cell_tasks),
-        cfg=GRID.stage_json("mtl"),
+        cfg=lambda wc: GRID.knobs("mtl", wc.key),
+        encoder=GRID.encoder,
+        cells=lambda wc: paths.glue_cell("mtl", wc.enc, "{task}", wc.key, wc.seed),
         max_len=lookup(dpath="tokenize/max_len", within=config),
         launcher=(
             f"torchrun --standalone --nproc-per-node {config['mtl']['nproc']} -m mtdnn"
@@ -32,8 +34,8 @@ rule train_mtl:
             else "mtdnn"
         ),
     shell:
-        "{params.launcher} train-mtl --tasks {params.tasks} --encoder {wildcards.enc} "
+        "{params.launcher} train-mtl --tasks {params.tasks} --encoder {params.encoder} "
         "--max-len {params.max_len} --seed {wildcards.seed} --cfg {params.cfg:q} "
-        "--threads {threads} --out {output.model} --cells-dir results/cells/glue/mtl/{wildcards.enc} "
+        "--threads {threads} --out {output.model} --cells {params.cells} "
         "--eval-tasks {params.eval_tasks} --cell table=glue --cell model=mtl "
         "--cell seed={wildcards.seed} --cell encoder={wildcards.enc} > {log} 2>&1"
