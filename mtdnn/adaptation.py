@@ -12,6 +12,7 @@ from mtdnn import paths
 from mtdnn.batching import load_task_data
 from mtdnn.cells import evaluate_cell
 from mtdnn.config import TrainConfig
+from mtdnn.errors import MtdnnError
 from mtdnn.runner import train
 from mtdnn.subsample import parse_size, subsample
 from mtdnn.tasks import TaskSpec
@@ -19,8 +20,29 @@ from mtdnn.tasks import TaskSpec
 
 def draw_rows(task: TaskSpec, labels: np.ndarray, size_label: str, seed: int) -> np.ndarray:
     """Rows of the pool for this (dataset, size, seed); labels may be ids or label strings."""
-    _, ids = np.unique(labels.astype(str), return_inverse=True)
-    return subsample(ids, parse_size(size_label), task.name, seed)
+    return subsample(class_ids(task, labels), parse_size(size_label), task.name, seed)
+
+
+def class_ids(task: TaskSpec, labels: np.ndarray) -> np.ndarray:
+    """Stratification classes in the task's label order, whether ``labels`` are the tokenized ids
+    or the canonical strings, so that `mtdnn subsample` and an adaptation cell draw the same rows.
+    A row without a label is refused: it would otherwise count as a class of its own."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind in "iu":
+        ids = labels.astype(np.int64)  # tokenized: -1 marks a missing label
+    elif task.labels:
+        index = {name: i for i, name in enumerate(task.labels)}
+        ids = np.array([index.get(v, -1) for v in labels], dtype=np.int64)
+    else:  # regression: each distinct score is a stratum, as before
+        values = labels.astype(np.float64)
+        ids = np.where(np.isnan(values), -1, np.unique(labels.astype(str), return_inverse=True)[1])
+    missing = int((ids < 0).sum())
+    if missing:
+        raise MtdnnError(
+            f"task {task.name}: {missing} of {len(ids)} training rows have no label; "
+            f"rerun `mtdnn prepare --task {task.name}`, which drops rows without one"
+        )
+    return ids
 
 
 def adapt_cell(

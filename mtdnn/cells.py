@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from mtdnn import paths
-from mtdnn.batching import cap_rows, is_labelled, load_task_data
+from mtdnn.batching import cap_rows, is_labelled, load_task_data, require_labels
 from mtdnn.evaluate import decode, infer, prediction_frame, score
 from mtdnn.fileio import atomic_path, read_json, write_json
 from mtdnn.modelio import load_model
@@ -39,12 +39,17 @@ def evaluate_cell(
     results = {}
     for split in splits or list(task.dev_splits):
         data = _capped(load_task_data(task, tok_dir, split), cfg["train_config"])
+        # A labelled split is scored, and a row without a label there is an error, never a
+        # reason to leave the metric out; only a declared unlabelled split (GLUE test) is not.
+        scored = task.is_labelled(split) or is_labelled(data)
+        if scored:
+            require_labels(data, f"{tok_dir}/{split}.arrow (labelled split of task {task.name})")
         preds = decode(data, infer(model, task.name, data, batch_size, device, dtype))
         if predictions is not None:
             _write_predictions(
                 predictions / f"{task.name}-{split}.tsv", prediction_frame(data, preds)
             )
-        if is_labelled(data):
+        if scored:
             results[split] = score(data, preds)
     train_seconds = _train_seconds(model_dir)
     doc = {

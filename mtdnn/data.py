@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mtdnn.canonical import read_file_records, to_canonical
+import pandas as pd
+
+from mtdnn.canonical import check_ranking_groups, read_file_records, to_canonical
 from mtdnn.errors import MtdnnError
 from mtdnn.fileio import atomic_dir, read_json, sha256_file, sha256_json, write_json
 from mtdnn.hub import load_hub_split
-from mtdnn.sources import SplitOrigin, check_hub, glue_dir, resolve_split
+from mtdnn.sources import SplitOrigin, check_hub, glue_dir, hub_problem, resolve_split
 from mtdnn.tasks import FileSource, TaskSpec
 
 log = logging.getLogger(__name__)
@@ -18,25 +20,54 @@ MANIFEST = "manifest.json"
 
 def plan_origins(
     task: TaskSpec, glue: str | None, overrides: dict[str, FileSource]
-) -> dict[str, SplitOrigin]:
-    """Resolve every split; Hub-only splits are dropped when the Hub is unusable but local data exists."""
+) -> tuple[dict[str, SplitOrigin], dict[str, str]]:
+    """Resolve every split: (origins, {missing split: where it was looked for}).
+
+    Hub-only splits are left out when the Hub is unusable but local data exists. A missing train
+    or test split is a notice here (QNLI's local copy has no train.tsv); a missing dev split is
+    an error once the other splits have been read (see ``_require_dev_splits``)."""
     root = glue_dir(glue)
     origins = {s: o for s in task.splits if (o := resolve_split(task, s, overrides, root))}
     local = {s: o for s, o in origins.items() if o.is_local}
     remote = {s: o for s, o in origins.items() if not o.is_local}
-    if remote:
-        try:
-            check_hub(task, next(iter(remote.values())).hub)
-        except MtdnnError:
-            if not local:
-                raise
-            log.warning(
-                "%s: splits %s skipped (no local file, Hub unavailable)", task.name, list(remote)
-            )
-            return local
+    why = hub_problem(next(iter(remote.values())).hub) if remote else None
+    if why:
+        if not local:
+            check_hub(task, next(iter(remote.values())).hub)  # the one-line error naming the task
+        origins = local
     if not origins:
         raise MtdnnError(f"task {task.name}: no source for any split; set GLUE_DIR or data.sources")
-    return origins
+    missing = {s: _looked_for(task, s, root, why) for s in task.splits if s not in origins}
+    for split, where in missing.items():
+        if split not in task.dev_splits or not where:
+            log.warning(
+                "notice: task %s has no %s split here (%s)",
+                task.name,
+                split,
+                where or "no source declares it",
+            )
+    return origins, missing
+
+
+def _require_dev_splits(task: TaskSpec, missing: dict[str, str]) -> None:
+    """A dev split that a source declares but that cannot be had: nothing could be evaluated."""
+    for split, where in missing.items():
+        if split in task.dev_splits and where:
+            raise MtdnnError(
+                f"task {task.name}: no {split} split ({where}); add it to the local copy, "
+                f"or declare it in data.sources.{task.name}.{split}"
+            )
+
+
+def _looked_for(task: TaskSpec, split: str, root: Path | None, hub_why: str | None) -> str:
+    """Where a missing split was looked for, in words; empty when no source declares it."""
+    places = []
+    local = task.local.splits.get(split) if task.local else None
+    if root is not None and local is not None:
+        places.append(f"{root / task.local.dir / local.file} not found")
+    if task.hub is not None and split in task.hub.splits:
+        places.append(f"the Hub ({task.hub.path}) is {hub_why or 'not used'}")
+    return "; ".join(places)
 
 
 def _fingerprint(task: TaskSpec, origins: dict[str, SplitOrigin]) -> dict:
@@ -46,13 +77,15 @@ def _fingerprint(task: TaskSpec, origins: dict[str, SplitOrigin]) -> dict:
     return {"spec": spec, "files": files}
 
 
-def _read_split(task: TaskSpec, origin: SplitOrigin):
+def _read_split(task: TaskSpec, origin: SplitOrigin) -> tuple[pd.DataFrame, dict, str]:
+    """(canonical frame, rows dropped by reason, source) of one split."""
     if origin.is_local:
-        return to_canonical(
-            task, origin.split, read_file_records(origin.path, origin.file), str(origin.path)
-        ), str(origin.path)
-    records, provenance = load_hub_split(origin.hub, origin.split)
-    return to_canonical(task, origin.split, records, provenance), provenance
+        records, source = read_file_records(origin.path, origin.file), str(origin.path)
+    else:
+        records, source = load_hub_split(origin.hub, origin.split)
+    frame, dropped = to_canonical(task, origin.split, records, source)
+    check_ranking_groups(task, origin.split, frame, source)
+    return frame, dropped, source
 
 
 def is_up_to_date(out_dir: Path, fingerprint: dict) -> bool:
@@ -68,7 +101,7 @@ def prepare_task(
     task: TaskSpec, out_dir: Path, glue: str | None = None, overrides: dict | None = None
 ) -> dict:
     """Write ``<out_dir>/<split>.parquet`` and ``manifest.json``; a no-op when inputs are unchanged."""
-    origins = plan_origins(task, glue, overrides or {})
+    origins, missing = plan_origins(task, glue, overrides or {})
     fingerprint = _fingerprint(task, origins)
     if is_up_to_date(out_dir, fingerprint):
         log.info("%s: up to date (%s)", task.name, out_dir)
@@ -76,13 +109,17 @@ def prepare_task(
     splits = {}
     with atomic_dir(out_dir) as tmp:
         for split, origin in origins.items():
-            frame, source = _read_split(task, origin)
+            frame, dropped, source = _read_split(task, origin)
             frame.to_parquet(tmp / f"{split}.parquet", index=False)
             splits[split] = {
                 "rows": len(frame),
                 "source": source,
                 "labelled": bool(frame["label"].notna().any()),
+                "dropped": dropped,  # rows of the source that are not examples, by reason
             }
+            if any(dropped.values()):
+                log.info("%s %s: dropped %s", task.name, split, dropped)
+        _require_dev_splits(task, missing)
         manifest = fingerprint | {
             "task": task.name,
             "splits": splits,

@@ -102,8 +102,10 @@ class Grid:
                 f"copy (or data.sources.{first}.train, or data.hub_dir), or list {first} in "
                 f"data.optional_tasks to leave it out{also}"
             )
-        for t in missing:
+        noticed = self.__dict__.setdefault("_noticed", set())  # once per task, not per stage
+        for t in sorted(set(missing) - noticed):
             log.warning("notice: task %s left out (data.optional_tasks): %s", t, missing[t])
+            noticed.add(t)
         return [t for t in names if t not in missing]
 
     @property

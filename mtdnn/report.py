@@ -158,16 +158,31 @@ def _paper_score(scored: pd.DataFrame, idx: int) -> float:
 
 
 def write_table(
-    table: pd.DataFrame, csv: Path, markdown: Path | None, paired: pd.DataFrame | None = None
+    table: pd.DataFrame,
+    csv: Path,
+    markdown: Path | None,
+    paired: pd.DataFrame | None = None,
+    footnote: str | None = None,
 ) -> None:
-    """The table as CSV; as Markdown, followed by the paired per-seed differences when given."""
+    """The table as CSV; as Markdown, followed by the paired per-seed differences when given,
+    and by the footnote (tasks the profile names that were left out)."""
     with atomic_path(csv) as tmp:
         table.to_csv(tmp, index=False)
     if markdown is not None:
         text = to_markdown(table) + "\n"
         if paired is not None:
             text += "\nMT-DNN − single-task, paired by seed:\n\n" + to_markdown(paired) + "\n"
+        if footnote:
+            text += f"\n{footnote}\n"
         write_text(markdown, text)
+
+
+def skipped_note(skipped: list[str]) -> str | None:
+    """The footnote for tasks left out by ``data.optional_tasks`` (no training split here)."""
+    if not skipped:
+        return None
+    names = ", ".join(TASK_NAMES.get(t, t) for t in skipped)
+    return f"Not in this table: {names} (no training split here; left out by data.optional_tasks)."
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -186,6 +201,7 @@ def build(
     metrics: Path | None,
     plot: Path | None,
     decimals: int,
+    skipped: list[str] | None = None,
 ) -> None:
     frame = load_cells(cells)
     extra = None
@@ -198,6 +214,6 @@ def build(
         from mtdnn.adapt_report import adapt_table
 
         out, flat = adapt_table(frame, decimals, plot)
-    write_table(out, csv, markdown, extra)
+    write_table(out, csv, markdown, extra, skipped_note(skipped or []))
     if metrics is not None:
         write_json(metrics, flat)

@@ -104,15 +104,26 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     return bool(result and result[0])
 
 
-def check_hub(task: TaskSpec, hub: HubSource) -> None:
-    """Fail fast when the Hub is needed but cannot be used. A local Hub-style directory is fine."""
+def hub_problem(hub: HubSource) -> str | None:
+    """Why the Hub cannot be used for ``hub`` ("disabled (...)", "unreachable"), or None when it can.
+    A local Hub-style directory is always usable."""
     if Path(hub.path).is_dir():
-        return
-    hint = (
-        f"task {task.name} needs the Hugging Face Hub ({hub.path}) but it is {{why}}; "
-        "set GLUE_DIR to a local copy in the GLUE layout (or data.sources in params.yaml)"
-    )
+        return None
     if hub_offline():
-        raise MtdnnError(hint.format(why="disabled (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE)"))
-    if not hub_reachable():
-        raise MtdnnError(hint.format(why="unreachable"))
+        return "disabled (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE)"
+    return None if hub_reachable() else "unreachable"
+
+
+def check_hub(task: TaskSpec, hub: HubSource) -> None:
+    """Fail fast when the Hub is needed but cannot be used."""
+    why = hub_problem(hub)
+    if why:
+        raise MtdnnError(
+            f"task {task.name} needs the Hugging Face Hub ({hub.path}) but it is {why}; "
+            "set GLUE_DIR to a local copy in the GLUE layout (or data.sources in params.yaml)"
+        )
+
+
+def split_files(hub: HubSource, hub_split: str) -> list[str]:
+    """The parquet shards of one split in a Hub-style local repo, in shard order."""
+    return sorted(str(p) for p in Path(hub.path, hub.name or "").glob(f"{hub_split}-*.parquet"))

@@ -53,6 +53,9 @@ class HubSource:
     name: str | None
     columns: MappingProxyType
     splits: MappingProxyType  # our split name -> Hub split name
+    # The value the Hub stores for "no label": ClassLabel -1 (GLUE test splits, SNLI's pairs without
+    # annotator consensus), -1.0 for STS-B's test scores. None: every value is a real label.
+    no_label: float | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,11 @@ class TaskSpec:
     dev_splits: tuple[str, ...] = ("dev",)
     test_splits: tuple[str, ...] = ("test",)
     predict_with: str | None = None
+    # Splits that come without labels (GLUE's test splits): a missing label is fine there. On any
+    # other split a row without a label is an error, or dropped and counted with drop_unlabelled.
+    unlabelled_splits: tuple[str, ...] = ("test",)
+    drop_unlabelled: bool = False  # SNLI: pairs without annotator consensus are not examples
+    drop_empty_text: bool = False  # QQP: two official train rows have an empty question2
     local: LocalSource | None = None
     hub: HubSource | None = None
 
@@ -81,6 +89,10 @@ class TaskSpec:
         head = (self.train_split,) if self.train_split else ()
         return head + self.dev_splits + self.test_splits
 
+    def is_labelled(self, split: str) -> bool:
+        """Whether every row of ``split`` must carry a label."""
+        return split not in self.unlabelled_splits
+
     @property
     def head_task(self) -> str:
         """The task whose head makes this task's predictions (AX uses MNLI's)."""
@@ -90,7 +102,7 @@ class TaskSpec:
 _TASK_KEYS = {f.name for f in fields(TaskSpec)} - {"name"}
 _LOCAL_KEYS = {"dir", "splits", "format", "header", "columns", "drop_labels"}
 _FILE_KEYS = {f.name for f in fields(FileSource)}
-_HUB_KEYS = {"path", "name", "columns", "splits"}
+_HUB_KEYS = {"path", "name", "columns", "splits", "no_label"}
 
 
 def _check_keys(block: dict, allowed: set[str], where: str) -> None:
@@ -142,11 +154,17 @@ def _local(block: dict, where: str) -> LocalSource:
 def _hub(block: dict, splits: tuple[str, ...], where: str) -> HubSource:
     _check_keys(block, _HUB_KEYS, where)
     default_splits = {s: ("validation" if s == "dev" else s) for s in splits}
+    no_label = block.get("no_label")
+    if no_label is not None and (
+        isinstance(no_label, bool) or not isinstance(no_label, (int, float))
+    ):
+        raise MtdnnError(f"{where}.no_label: expected a number (e.g. -1), got {no_label!r}")
     return HubSource(
         path=str(block["path"]),
         name=block.get("name"),
         columns=_columns(block.get("columns", {}), where),
         splits=MappingProxyType(dict(block.get("splits") or default_splits)),
+        no_label=no_label,
     )
 
 
@@ -156,6 +174,13 @@ def _enum(cls: type[enum.Enum], value: Any, where: str) -> Any:
     except ValueError:
         allowed = ", ".join(m.value for m in cls)
         raise MtdnnError(f"{where}: unknown value '{value}' (expected one of: {allowed})") from None
+
+
+def _flag(block: dict, key: str, where: str) -> bool:
+    value = block.get(key, False)
+    if not isinstance(value, bool):
+        raise MtdnnError(f"{where}.{key}: expected true or false, got {value!r}")
+    return value
 
 
 def parse_task(name: str, block: dict, source: str = "<tasks>") -> TaskSpec:
@@ -185,6 +210,10 @@ def parse_task(name: str, block: dict, source: str = "<tasks>") -> TaskSpec:
     if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise MtdnnError(f"{where}.dropout: expected a number in [0, 1), got {dropout!r}")
     rng = block.get("label_range")
+    unlabelled = tuple(block.get("unlabelled_splits", test_splits))
+    unknown = sorted(set(unlabelled) - set(all_splits))
+    if unknown:
+        raise MtdnnError(f"{where}.unlabelled_splits: '{unknown[0]}' is not one of {all_splits}")
     return TaskSpec(
         name=name,
         type=ttype,
@@ -198,6 +227,9 @@ def parse_task(name: str, block: dict, source: str = "<tasks>") -> TaskSpec:
         dev_splits=dev_splits,
         test_splits=test_splits,
         predict_with=block.get("predict_with"),
+        unlabelled_splits=unlabelled,
+        drop_unlabelled=_flag(block, "drop_unlabelled", where),
+        drop_empty_text=_flag(block, "drop_empty_text", where),
         local=_local(block["local"], f"{where}.local") if "local" in block else None,
         hub=_hub(block["hub"], all_splits, f"{where}.hub") if "hub" in block else None,
     )
