@@ -237,9 +237,15 @@ def _train_inputs(args, stage: str, task: str | None, init: str | None = None):
     params = _params(args)
     base = stage_config(params, stage, task, init) if params is not None else {}
     knobs = merge_knobs(base, args.cfg, stage)
-    enc = args.encoder or (params["encoder"] if params else "minilm")
+    enc = args.encoder or (_stage_encoder(params, stage) if params else "minilm")
     max_len = args.max_len or (params["tokenize"]["max_len"] if params else 128)
     return TrainConfig.from_dict(knobs), enc, max_len, params
+
+
+def _stage_encoder(params: dict, stage: str) -> str:
+    """The params encoder of a stage: domain adaptation may use its own (adapt.encoder)."""
+    own = params["adapt"].get("encoder") if stage == "adapt" else None
+    return own or params["encoder"]
 
 
 @command("train-mtl", "multi-task training (Algorithm 1) of the shared encoder and all heads")(

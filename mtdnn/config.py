@@ -92,12 +92,15 @@ def validate(params: Any, source: str = PARAMS) -> dict:
 
 def _check_names(params: dict, source: str) -> None:
     tasks = load_tasks(params["data"].get("task_files", []))
-    enc = params["encoder"]
-    if enc not in ALIASES and not Path(enc).is_dir():
-        raise MtdnnError(
-            f"{source}: encoder: unknown alias '{enc}' (expected one of {', '.join(ALIASES)}, "
-            "or an existing local model directory)"
-        )
+    for key, enc in (
+        ("encoder", params["encoder"]),
+        ("adapt.encoder", params["adapt"].get("encoder")),
+    ):
+        if enc is not None and enc not in ALIASES and not Path(enc).is_dir():
+            raise MtdnnError(
+                f"{source}: {key}: unknown alias '{enc}' (expected one of {', '.join(ALIASES)}, "
+                "or an existing local model directory)"
+            )
     named = [("mtl.tasks", t) for t in params["mtl"]["tasks"]]
     named += [("finetune.tasks", t) for t in params["finetune"]["tasks"]]
     named += [("finetune.per_task", t) for t in params["finetune"].get("per_task", {})]
@@ -194,6 +197,7 @@ _STAGE_ONLY = {
     "threads",
     "nproc",
     "base_exposure",
+    "encoder",  # adapt.encoder: which encoder, not how to train it
 }
 # Knobs that `stage_config` derives from other sections; they reach the trainer, not params.yaml.
 DERIVED_KNOBS = {

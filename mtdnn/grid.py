@@ -136,11 +136,32 @@ class Grid:
         """The encoder as a path component (a model directory becomes '<name>-<hash>')."""
         return paths.encoder_key(self.encoder)
 
+    @property
+    def adapt_encoder(self) -> str:
+        """Domain adaptation's encoder: ``adapt.encoder`` (the paper adapts bert-base while its GLUE
+        runs use bert-large), else the GLUE encoder. Its MT-DNN init is a multi-task model
+        trained with this encoder, with the multi-task knobs of the GLUE runs."""
+        return self.adapt.get("encoder") or self.encoder
+
+    def encoder_of(self, enc: str) -> str:
+        """The encoder behind a path component (a workflow wildcard)."""
+        for encoder in (self.encoder, self.adapt_encoder):
+            if paths.encoder_key(encoder) == enc:
+                return encoder
+        raise MtdnnError(f"encoder '{enc}' is neither encoder nor adapt.encoder of this profile")
+
     # Knob keys: a cell's path holds a hash of everything that decides its numbers ----------------
-    def _key(self, stage: str, task: str | None, init: str | None, upstream: str | None) -> str:
+    def _key(
+        self,
+        stage: str,
+        task: str | None,
+        init: str | None,
+        upstream: str | None,
+        encoder: str | None = None,
+    ) -> str:
         doc = {
             "knobs": stage_config(self.params, stage, task, init),
-            "encoder": self.encoder,
+            "encoder": encoder or self.encoder,
             "max_len": self.max_len,
             "upstream": upstream,
         }
@@ -152,18 +173,33 @@ class Grid:
     def mtl_key(self) -> str:
         return self._key("mtl", None, None, None)
 
+    def mtl_key_for(self, encoder: str) -> str:
+        """The multi-task model's key for ``encoder`` (the GLUE one, or adapt.encoder)."""
+        return (
+            self.mtl_key if encoder == self.encoder else self._key("mtl", None, None, None, encoder)
+        )
+
     def finetune_key(self, task: str, init: str) -> str:
         return self._key("finetune", task, init, self.mtl_key if init == "mtdnn" else None)
 
     def adapt_key(self, init: str) -> str:
-        upstream = f"{self.mtl_key}/seed{self.adapt_mtl_seed}" if init == "mtdnn" else None
-        return self._key("adapt", None, None, upstream)
+        mtl = self.mtl_key_for(self.adapt_encoder)
+        upstream = f"{mtl}/seed{self.adapt_mtl_seed}" if init == "mtdnn" else None
+        return self._key("adapt", None, None, upstream, self.adapt_encoder)
 
-    def knobs(self, stage: str, key: str, task: str | None = None, init: str | None = None) -> str:
+    def knobs(
+        self,
+        stage: str,
+        key: str,
+        task: str | None = None,
+        init: str | None = None,
+        enc: str | None = None,
+    ) -> str:
         """The stage's knobs as JSON for a job whose path holds ``key``; a path made under other
-        knobs (a stale target asked for by hand) is refused rather than rebuilt with these."""
+        knobs (a stale target asked for by hand) is refused rather than rebuilt with these.
+        ``enc``: the multi-task job's encoder wildcard (GLUE's encoder or adapt.encoder)."""
         expected = {
-            "mtl": lambda: self.mtl_key,
+            "mtl": lambda: self.mtl_key_for(self.encoder_of(enc) if enc else self.encoder),
             "finetune": lambda: self.finetune_key(task, init),
             "adapt": lambda: self.adapt_key(init),
         }[stage]()
@@ -174,8 +210,9 @@ class Grid:
             )
         return self.stage_json(stage, task, init)
 
-    def mtl_model(self, seed: int | str) -> str:
-        return paths.mtl_dir(self.enc, self.mtl_key, seed)
+    def mtl_model(self, seed: int | str, encoder: str | None = None) -> str:
+        encoder = encoder or self.encoder
+        return paths.mtl_dir(paths.encoder_key(encoder), self.mtl_key_for(encoder), seed)
 
     @property
     def mtl_cell_tasks(self) -> list[str]:
@@ -214,12 +251,29 @@ class Grid:
 
     def adapt_cells(self) -> list[str]:
         return [
-            paths.adapt_cell(init, self.enc, d, self.size_label(s), self.adapt_key(init), seed)
+            paths.adapt_cell(
+                init, self.adapt_enc, d, self.size_label(s), self.adapt_key(init), seed
+            )
             for d in self.adapt_datasets
             for s in self.adapt["sizes"]
             for seed in self.adapt["seeds"]
             for init in ("base", "mtdnn")
         ]
+
+    def tokenizations(self) -> list[tuple[str, str]]:
+        """(encoder path component, task) of every tokenized dataset the tables need: the GLUE
+        tasks with GLUE's encoder; the adaptation targets with theirs, and, when that encoder
+        differs, the multi-task tasks again for its MT-DNN init."""
+        out = [(self.enc, t) for t in sorted(set(self.finetune_tasks + self.mtl_tasks))]
+        if self.adapt_datasets:
+            extra = self.mtl_tasks if self.adapt_enc != self.enc else []
+            out += [(self.adapt_enc, t) for t in sorted(set(self.adapt_datasets + extra))]
+        return list(dict.fromkeys(out))
+
+    @property
+    def adapt_enc(self) -> str:
+        """``adapt_encoder`` as a path component."""
+        return paths.encoder_key(self.adapt_encoder)
 
     @property
     def adapt_mtl_seed(self) -> int:

@@ -2,9 +2,12 @@
 # training data, from the MT-DNN encoder (trained on GLUE only) or the plain encoder. Linear head.
 rule adapt:
     input:
-        data=lambda wc: tokenized(wc.task),
+        data=lambda wc: tokenized(wc.task, wc.enc),
+        # The MT-DNN init: multi-task trained on GLUE with adaptation's own encoder.
         init=lambda wc: (
-            GRID.mtl_model(GRID.adapt_mtl_seed) if wc.init == "mtdnn" else []
+            GRID.mtl_model(GRID.adapt_mtl_seed, GRID.adapt_encoder)
+            if wc.init == "mtdnn"
+            else []
         ),
     output:
         paths.adapt_cell("{init}", "{enc}", "{task}", "{size}", "{key}", "{seed}"),
@@ -20,7 +23,7 @@ rule adapt:
         mem_mb=3000,
     params:
         cfg=lambda wc: GRID.knobs("adapt", wc.key, init=wc.init),
-        encoder=GRID.encoder,
+        encoder=GRID.adapt_encoder,
         splits=",".join(config["adapt"].get("eval_splits", ["dev"])),
         max_len=lookup(dpath="tokenize/max_len", within=config),
         init_arg=lambda wc, input: f"--init {input.init}" if wc.init == "mtdnn" else "",

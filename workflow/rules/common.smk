@@ -17,7 +17,6 @@ try:
 except MtdnnError as e:
     print(f"mtdnn: error: {e}", file=sys.stderr)
     sys.exit(2)
-TOK = f"data/tokenized/{GRID.enc}-L{GRID.max_len}"
 
 if workflow.cores and workflow.cores > len(os.sched_getaffinity(0)):
     logger.warning(
@@ -34,5 +33,6 @@ wildcard_constraints:
     key=rf"[0-9a-f]{{{paths.KEY_LEN}}}",
 
 
-def tokenized(task):
-    return f"{TOK}/{task}"
+def tokenized(task, enc=GRID.enc):
+    """A task tokenized for an encoder (its path component; GLUE's encoder by default)."""
+    return f"data/tokenized/{enc}-L{GRID.max_len}/{task}"

@@ -26,7 +26,7 @@ rule tokenize:
     conda:
         "../envs/mtdnn.yaml"
     params:
-        encoder=GRID.encoder,
+        encoder=lambda wc: GRID.encoder_of(wc.enc),
     shell:
         "mtdnn tokenize --task {wildcards.task} --encoder {params.encoder} "
         "--max-len {wildcards.max_len} --canonical {input} --out {output} > {log} 2>&1"
@@ -35,9 +35,4 @@ rule tokenize:
 # Every dataset the configured tables need, prepared and tokenized (DVC's `data` stage).
 rule data:
     input:
-        [
-            tokenized(t)
-            for t in sorted(
-                set(GRID.finetune_tasks + GRID.mtl_tasks + GRID.adapt_datasets)
-            )
-        ],
+        [tokenized(task, enc) for enc, task in GRID.tokenizations()],

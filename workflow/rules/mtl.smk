@@ -2,7 +2,7 @@
 # mtl.nproc > 1 runs it under torchrun (one process per GPU, DDP).
 rule train_mtl:
     input:
-        [tokenized(t) for t in GRID.mtl_tasks],
+        lambda wc: [tokenized(t, wc.enc) for t in GRID.mtl_tasks],
     output:
         model=directory(paths.mtl_dir("{enc}", "{key}", "{seed}")),
         # The "MT-DNN, no fine-tuning" cells, evaluated in the training job itself.
@@ -24,8 +24,9 @@ rule train_mtl:
     params:
         tasks=",".join(GRID.mtl_tasks),
         eval_tasks=",".join(GRID.mtl_cell_tasks),
-        cfg=lambda wc: GRID.knobs("mtl", wc.key),
-        encoder=GRID.encoder,
+        cfg=lambda wc: GRID.knobs("mtl", wc.key, enc=wc.enc),
+        # GLUE's encoder, or adapt.encoder for the MT-DNN init of domain adaptation
+        encoder=lambda wc: GRID.encoder_of(wc.enc),
         cells=lambda wc: paths.glue_cell("mtl", wc.enc, "{task}", wc.key, wc.seed),
         max_len=lookup(dpath="tokenize/max_len", within=config),
         launcher=(
