@@ -12,6 +12,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -107,25 +108,54 @@ def tokenize(task, encoder: str, max_len: int) -> Path:
     return out
 
 
+def token_examples(data) -> list[dict]:
+    """Per-example token ids of a ``TaskData`` (mtdnn's tokenized cache), so that every contender
+    sees identical inputs; float labels for regression, label indices otherwise."""
+    from mtdnn.tasks import TaskType
+
+    d, o = data, data.offsets
+    as_label = float if data.task.type is TaskType.REGRESSION else int
+    return [
+        {
+            "input_ids": d.ids[o[i] : o[i + 1]].tolist(),
+            "token_type_ids": d.types[o[i] : o[i + 1]].tolist(),
+            "labels": as_label(d.labels[i]),
+        }
+        for i in range(len(d))
+    ]
+
+
+def _field(text: str, key: str) -> str:
+    """The value of the first ``key: value`` line of ``text`` that starts with ``key``."""
+    return next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith(key)), "")
+
+
+def cpu_info() -> dict[str, object]:
+    """``lscpu``'s "Model name" (else /proc/cpuinfo's) and the native-bf16 flags torch can use."""
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        lscpu = ""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        cpuinfo = ""
+    flags = set(cpuinfo.split())
+    return {
+        "model": _field(lscpu, "Model name") or _field(cpuinfo, "model name") or "unknown CPU",
+        "cores": os.cpu_count(),
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx_bf16": "amx_bf16" in flags,
+    }
+
+
 def machine() -> str:
     import torch
 
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    flags = ""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        pass
-    bf16 = "avx512_bf16" if "avx512_bf16" in flags else "no avx512_bf16"
+    cpu = cpu_info()
+    bf16 = [f for f in ("avx512_bf16", "amx_bf16") if cpu[f]] or ["no avx512_bf16/amx_bf16"]
     return (
-        f"{cpu} ({os.cpu_count()} cores, {bf16}); torch {torch.__version__}, "
+        f"{cpu['model']} ({cpu['cores']} cores, {', '.join(bf16)}); torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; python {platform.python_version()}"
     )
 

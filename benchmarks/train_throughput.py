@@ -107,15 +107,7 @@ def load_rows(specs, n: int, encoder: str, max_len: int) -> dict[str, Rows]:
 
 def examples(r: Rows) -> list[dict]:
     """Per-example token ids (mtdnn's cache, so every contender sees identical inputs)."""
-    d, o = r.data, r.data.offsets
-    return [
-        {
-            "input_ids": d.ids[o[i] : o[i + 1]].tolist(),
-            "token_type_ids": d.types[o[i] : o[i + 1]].tolist(),
-            "labels": int(d.labels[i]),
-        }
-        for i in range(len(d))
-    ]
+    return common.token_examples(r.data)
 
 
 def useful_flops(lengths: np.ndarray, params: int, layers: int, hidden: int) -> float:
