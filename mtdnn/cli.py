@@ -44,6 +44,7 @@ ORDER = (
     "evaluate",
     "adapt",
     "report",
+    "training-curves",
     "predict",
     "submit",
     "export",

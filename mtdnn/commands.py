@@ -348,6 +348,35 @@ def report(args) -> None:
     )
 
 
+def _add_curves(p) -> None:
+    p.add_argument(
+        "models",
+        nargs="+",
+        metavar="NAME=DIR",
+        help="a trained model directory and the stable name its curves get, e.g. mtdnn-rte-seed1=DIR",
+    )
+    p.add_argument("--out", type=Path, required=True, help="directory to write (replaced whole)")
+    _params_arg(p)
+
+
+@command(
+    "training-curves",
+    "copy models' per-step loss and per-epoch dev metrics under stable names, for `dvc plots`",
+)(_add_curves)
+def training_curves(args) -> None:
+    from mtdnn.plots import collect
+
+    models = {}
+    for text in args.models:
+        name, sep, path = text.partition("=")
+        if not sep or not name or "/" in name:
+            raise MtdnnError(f"training-curves: expected NAME=DIR with a plain NAME, got '{text}'")
+        models[name] = Path(path)
+    primary = {name: t.primary_metric for name, t in _tasks(_params(args)).items()}
+    for path in collect(models, primary, args.out):
+        log.debug("wrote %s", path)
+
+
 def _add_adapt(p) -> None:
     p.add_argument("--task", required=True, help="target dataset, e.g. snli or scitail")
     p.add_argument("--size", required=True, help="n<count> or p<fraction>, e.g. n549 or p0.001")

@@ -31,6 +31,7 @@ from mtdnn.evaluate import decode, infer, score
 from mtdnn.fileio import atomic_dir, read_json, recover_dir, sha256_file, sha256_json, write_json
 from mtdnn.heads import relevance_labels, task_loss
 from mtdnn.optim import linear_schedule, make_optimizer
+from mtdnn.plots import write_training_plots
 from mtdnn.precision import autocast, grad_scaler
 from mtdnn.sampling import MultiTaskSampler
 from mtdnn.tasks import TaskType
@@ -293,6 +294,8 @@ def resume(run: Run, opt, sched) -> Position:
         return Position()
     run.model.load_state_dict(load_weights(last / WEIGHTS))
     state = load_trainer_state(last, opt, sched)
+    # That restored rank 0's RNG on every rank: give the other ranks their own dropout stream again.
+    run.dist.seed_dropout(run.seed + state["done"])
     if state.get("scaler"):
         run.scaler.load_state_dict(state["scaler"])
     log.info(
@@ -357,6 +360,7 @@ def finish(run: Run, pos: Position, seconds: float, examples: int) -> dict:
             write_model(tmp, run.model, run.meta)
             run.tokenizer.save_pretrained(str(tmp))
             write_json(tmp / "train_summary.json", summary)
+            write_training_plots(tmp, summary["losses"], pos.history)  # for `dvc plots`
         _remove_tree(run.resume_dir)
     run.dist.barrier()
     return summary

@@ -1,0 +1,136 @@
+"""Training curves for `dvc plots`: written with every model, collected under stable names, and
+rendered by DVC across two revisions with the project's own `plots:` declarations."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from test_train import tiny_encoder
+
+REPO = Path(__file__).resolve().parents[1]
+CFG = {"max_train_examples": 48, "max_eval_examples": 32, "batch_size": 8, "epochs": 2,
+       "eval_each_epoch": True, "precision": "fp32"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rte(tmp_path_factory, glue_dir):
+    """Real RTE prepared and tokenized for the tiny encoder; returns (root, encoder)."""
+    from mtdnn.cli import main
+
+    root = tmp_path_factory.mktemp("plots")
+    encoder = tiny_encoder(root / "tiny-bert")
+    old = os.getcwd()
+    os.chdir(root)
+    try:
+        assert main(["prepare", "--task", "rte", "--glue-dir", str(glue_dir)]) == 0
+        assert (
+            main(["tokenize", "--task", "rte", "--encoder", str(encoder), "--max-len", "64"]) == 0
+        )
+    finally:
+        os.chdir(old)
+    return root, encoder
+
+
+def finetune(cli, root: Path, encoder: Path, out: str, **knobs) -> Path:
+    cfg = json.dumps(CFG | knobs)
+    r = cli(["finetune", "--task", "rte", "--encoder", encoder, "--max-len", "64", "--seed", "1",
+             "--cfg", cfg, "--out", out, "--threads", "1"], root)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    return root / out
+
+
+def test_every_model_has_its_loss_and_dev_curves(rte, cli):
+    root, encoder = rte
+    model = finetune(cli, root, encoder, "m-curves")
+    summary = json.loads((model / "train_summary.json").read_text())
+    loss = pd.read_csv(model / "train_loss.csv")
+    assert list(loss.columns) == ["step", "loss"]
+    assert loss["step"].tolist() == list(range(1, len(summary["losses"]) + 1))
+    assert loss["loss"].tolist() == pytest.approx(summary["losses"])
+    assert len(loss) == 2 * 6  # 48 rows in batches of 8, two epochs
+    dev = pd.read_csv(model / "dev_metrics.csv")
+    assert len(dev) == len(summary["history"]) == 2
+    history = summary["history"]
+    assert dev["epoch"].tolist() == [e["epoch"] for e in history]
+    assert dev["batches"].tolist() == [e["batches"] for e in history]
+    accuracy = [e["dev"]["rte/dev"]["accuracy"] for e in history]
+    assert dev["rte/dev/accuracy"].tolist() == pytest.approx(accuracy)
+
+
+def test_training_curves_collects_them_under_stable_names(rte, cli):
+    root, encoder = rte
+    model = finetune(cli, root, encoder, "m-collect")
+    r = cli(["training-curves", f"mtdnn-rte-seed1={model}", "--out", "curves"], root)
+    assert r.returncode == 0, r.stderr
+    loss = pd.read_csv(root / "curves/train_loss/mtdnn-rte-seed1.csv")
+    assert loss.equals(pd.read_csv(model / "train_loss.csv"))
+    dev = pd.read_csv(root / "curves/dev/mtdnn-rte-seed1/rte-dev.csv")
+    assert list(dev.columns) == ["epoch", "batches", "primary", "accuracy"]
+    assert dev["primary"].tolist() == dev["accuracy"].tolist()  # RTE's primary metric
+    for bad in (f"{model}", f"a/b={model}"):
+        r = cli(["training-curves", bad, "--out", "curves2"], root)
+        assert r.returncode == 2 and "NAME=DIR" in r.stderr
+    r = cli(["training-curves", f"x={root / 'tiny-bert'}", "--out", "curves2"], root)
+    assert r.returncode == 2 and "train_loss.csv" in r.stderr
+    assert not (root / "curves2").exists()
+
+
+def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    bin_dir = Path(sys.executable).parent
+    env = os.environ | {
+        "DVC_NO_ANALYTICS": "1",
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    }
+    env |= {f"GIT_{r}_{k}": v for r in ("AUTHOR", "COMMITTER")
+            for k, v in (("NAME", "mtdnn tests"), ("EMAIL", "tests@mtdnn.invalid"))}  # fmt: skip
+    proc = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_dvc_plots_diff_renders_two_experiments(rte, cli, tmp_path):
+    """The project's `plots:` declarations, two revisions whose models differ only in lr: DVC
+    renders every training curve with both revisions and no error."""
+    root, encoder = rte
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    declared = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
+    training = [p for p in declared if next(iter(p)).startswith("results/plots/training")]
+    assert len(training) == 2
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"plots": training}))
+    dvc(repo, "git", "init", "-q")
+    dvc(repo, "dvc", "init", "-q")
+    for rev, lr in (("slow", 1e-5), ("fast", 1e-3)):
+        model = finetune(cli, root, encoder, f"m-{rev}", lr=lr)
+        out = repo / "results/plots/training"
+        shutil.rmtree(out, ignore_errors=True)
+        r = cli(["training-curves", f"mtdnn-rte-seed1={model}", "--out", out], root)
+        assert r.returncode == 0, r.stderr
+        dvc(repo, "git", "add", "-A")
+        dvc(repo, "git", "commit", "-qm", rev)
+        dvc(repo, "git", "tag", rev)
+    shown = json.loads(dvc(repo, "dvc", "plots", "diff", "slow", "fast", "--json").stdout)
+    assert not shown.get("errors"), shown["errors"]
+    for name in ("train_loss/mtdnn-rte-seed1.csv", "dev/mtdnn-rte-seed1/rte-dev.csv"):
+        (plot,) = shown["data"][f"results/plots/training/{name}"]
+        values = plot["content"]["data"]["values"]
+        assert {v["rev"] for v in values} == {"slow", "fast"}, name
+    losses = {rev: [float(v["loss"]) for v in values_of(shown, rev)] for rev in ("slow", "fast")}
+    assert len(losses["slow"]) == len(losses["fast"]) == 12
+    assert losses["slow"] != losses["fast"]
+    dvc(repo, "dvc", "plots", "diff", "slow", "fast", "-o", "out")
+    html = (repo / "out/index.html").read_text()
+    assert "training loss per batch" in html and "dev primary metric per epoch" in html
+
+
+def values_of(shown: dict, rev: str) -> list[dict]:
+    (plot,) = shown["data"]["results/plots/training/train_loss/mtdnn-rte-seed1.csv"]
+    return [v for v in plot["content"]["data"]["values"] if v["rev"] == rev]
