@@ -1,4 +1,5 @@
-"""Resume continues a run only under the settings it was saved with, and carries the fp16 loss scale."""
+"""Resume continues a run only under the settings it was saved with, and carries the fp16 loss scale
+and per-rank dropout streams."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import os
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from test_train import TASKS, TINY, assert_same_weights, build_project, run_tiny, tiny_encoder
 
+from mtdnn.distributed import Dist
+from mtdnn.optim import linear_schedule, make_optimizer
 from mtdnn.runner import build_run
+from mtdnn.train import resume
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +81,21 @@ def test_fp16_loss_scale_is_saved_and_resumed(project, monkeypatch):
     assert json.loads(state.read_text())["trainer"]["scaler"]["scale"] == 2.0**14
     assert run_tiny(project, "scaled", stop_after=6) is None  # resumed at 4: 2 more doublings
     assert json.loads(state.read_text())["trainer"]["scaler"]["scale"] == 2.0**16
+
+
+def test_resumed_ranks_draw_their_own_dropout_again(project, monkeypatch):
+    """The checkpoint holds rank 0's RNG state; after restoring it, rank 1 must not replay it."""
+    root, encoder = project
+    assert run_tiny(project, "ranks", stop_after=4) is None
+    saved = load_file(str(root / "ranks.resume" / "last" / "optimizer.safetensors"))["rng.torch"]
+    monkeypatch.setattr(torch.distributed, "barrier", lambda: None)
+    states = {}
+    for rank in (0, 1):
+        tasks = [TASKS["rte"], TASKS["stsb"]]
+        run = build_run(tasks, str(encoder), 64, TINY, 7, root / "ranks")
+        run.dist = Dist(rank, 2)
+        opt = make_optimizer(run.model, run.cfg, run.device)
+        assert resume(run, opt, linear_schedule(opt, 16, run.cfg.warmup)).done == 4
+        states[rank] = torch.get_rng_state()
+    assert torch.equal(states[0], saved)  # rank 0 continues exactly
+    assert not torch.equal(states[1], saved)
