@@ -181,6 +181,23 @@ SNLI_GLUE_ROWS = [
     ["2835", "467960888.jpg#4", "467960888.jpg#4r1c", "( ( A dog ) ( ( runs ( along ( the ( ocean surf ) ) ) ) . ) )", "( ( A cat ) ( ( is ( running ( in ( the waves ) ) ) ) . ) )", "(ROOT (S (NP (DT A) (NN dog)) (VP (VBZ runs) (PP (IN along) (NP (DT the) (NN ocean) (NN surf)))) (. .)))", "(ROOT (S (NP (DT A) (NN cat)) (VP (VBZ is) (VP (VBG running) (PP (IN in) (NP (DT the) (NNS waves))))) (. .)))", "A dog runs along the ocean surf.", "A cat is running in the waves.", "contradiction", "contradiction", "contradiction", "contradiction", "contradiction", "contradiction"],
 ]  # fmt: skip
 
+# --- GLUE CoLA train.tsv: headerless (source, label, original label, sentence) ---------------------
+COLA_TRAIN = [
+    ["gj04", "1", "", "Our friends won't buy this analysis, let alone the next one we propose."],
+    ["gj04", "1", "", "One more pseudo generalization and I'm giving up."],
+    ["gj04", "1", "", "One more pseudo generalization or I'm giving up."],
+]
+
+# --- GLUE QNLI dev.tsv rows (question, sentence, label): v2 binary pairs, not candidate lists. The
+# first question has one candidate (the positive), the second one candidate and no positive, the
+# third two candidates with one positive (dev rows 0, 1, 2 and 3517). -----------------------------
+QNLI_PAIRS = [
+    ["What came into force after the new constitution was herald?", "As of that day, the new constitution heralding the Second Republic came into force.", "entailment"],
+    ["What is the first major city in the stream of the Rhine?", "The most important tributaries in this area are the Ill below of Strasbourg, the Neckar in Mannheim and the Main across from Mainz.", "not_entailment"],
+    ["What is the minimum required if you want to teach in Canada?", "In most provinces a second Bachelor's Degree such as a Bachelor of Education is required to become a qualified teacher.", "not_entailment"],
+    ["What is the minimum required if you want to teach in Canada?", "Teaching in Canada requires a post-secondary degree Bachelor's Degree.", "entailment"],
+]  # fmt: skip
+
 MNLI_TRAIN_COLUMNS = [
     "index", "promptID", "pairID", "genre", "sentence1_binary_parse", "sentence2_binary_parse",
     "sentence1_parse", "sentence2_parse", "sentence1", "sentence2", "label1", "gold_label",

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 from fixtures import (
+    COLA_TRAIN,
+    QNLI_PAIRS,
     RTE_HEADER,
     RTE_TRAIN,
     SNLI_GLUE_ROWS,
@@ -262,6 +264,113 @@ def case_snli_wrong_label(tmp):
     return snli_case(tmp, lines, 4, ["'contradicts'", "'entailment', 'neutral', 'contradiction'"])
 
 
+@case
+def case_extra_field(tmp):
+    """A tab inside a sentence (files are read with no quoting) shifts every later column."""
+    train = rte(tmp)
+    row = RTE_TRAIN[1]
+    set_line(train, 3, "\t".join([row[0], row[1][:40], row[1][40:], row[2], row[3]]))
+    return rte_case(
+        tmp, [f"{train}:3"], ["expected 4 tab-separated fields (as the header)", "found 5"]
+    )
+
+
+@case
+def case_extra_field_headerless(tmp):
+    """CoLA's train.tsv has no header: its rows must all be as wide as the first one."""
+    glue = tmp / "glue"
+    train = write_tsv(glue / "CoLA" / "train.tsv", None, COLA_TRAIN)
+    write_tsv(glue / "CoLA" / "dev.tsv", None, COLA_TRAIN)
+    shifted = ["One more pseudo generalization", "and I'm giving up."]  # a tab in the sentence
+    set_line(train, 2, "\t".join(COLA_TRAIN[1][:3] + shifted))
+    expects = ["expected 4 tab-separated fields (as line 1)", "found 5"]
+    return prepare(tmp, "cola", glue, names=[f"{train}:2"], expects=expects)
+
+
+@case
+def case_empty_sentence(tmp):
+    train = rte(tmp)
+    set_line(train, 2, "\t".join([RTE_TRAIN[0][0], "", *RTE_TRAIN[0][2:]]))
+    return rte_case(tmp, [f"{train}:2"], ["empty text_a", "split 'train'", "non-empty sentence"])
+
+
+@case
+def case_empty_second_sentence(tmp):
+    train = rte(tmp)
+    set_line(train, 4, "\t".join([*RTE_TRAIN[2][:2], " ", RTE_TRAIN[2][3]]))
+    return rte_case(tmp, [f"{train}:4"], ["empty text_b", "task rte"])
+
+
+@case
+def case_no_dev_split(tmp):
+    dev = rte(tmp).parent / "dev.tsv"
+    dev.unlink()
+    return rte_case(tmp, ["task rte", "dev", str(dev)], ["not found", "HF_HUB_OFFLINE"])
+
+
+@case
+def case_missing_label_in_train(tmp):
+    """An empty label field on a labelled split: refused, never read as an unlabelled row."""
+    train = rte(tmp)
+    set_line(train, 3, "\t".join(RTE_TRAIN[1][:3] + [""]))
+    return rte_case(tmp, [f"{train}:3"], ["label ''", "['entailment', 'not_entailment']"])
+
+
+def hub_case(tmp: Path, config: str, split: str, label: float, expects: list[str]) -> Case:
+    """A Hub-style mirror (data.hub_dir) of one GLUE config whose ``split`` has ``label`` in its
+    second row; the other rows are real rows of the official files, in the Hub's form."""
+    from hub_fixtures import glue_split, write_split
+
+    folder = tmp / "hub" / "nyu-mll" / "glue" / config
+    data = {"glue": make_stsb(make_rte(tmp / "glue"))}
+    for hub_split in ("train", "validation", "test"):
+        columns = glue_split(data, config, hub_split, 2)
+        if hub_split == split:
+            columns["label"] = [columns["label"][0].as_py(), label]
+        write_split(folder, hub_split, columns)
+    params(tmp, lambda p: p["data"].update(hub_dir=str(tmp / "hub"), sources={}))
+    return prepare(tmp, config, names=[f"hub:{folder}/{split}: row 1"], expects=expects)
+
+
+@case
+def case_hub_no_label_in_train(tmp):
+    """The Hub's -1 on a training row: an error, never an unlabelled example."""
+    expects = ["no label in split 'train'", "['entailment', 'not_entailment']", "['test']"]
+    return hub_case(tmp, "rte", "train", -1, expects)
+
+
+@case
+def case_hub_stsb_sentinel_in_dev(tmp):
+    """STS-B's -1.0 means "no score" on the Hub's test split only; in dev it is refused."""
+    return hub_case(tmp, "stsb", "validation", -1.0, ["no label in split 'dev'", "[0.0, 5.0]"])
+
+
+@case
+def case_hub_label_index_out_of_range(tmp):
+    return hub_case(tmp, "rte", "train", 2, ["label index 2 out of range for task rte"])
+
+
+@case
+def case_hub_split_files_missing(tmp):
+    mirror = tmp / "hub"
+    (mirror / "nyu-mll" / "glue" / "rte").mkdir(parents=True)
+    params(tmp, lambda p: p["data"].update(hub_dir=str(mirror), sources={}))
+    folder = mirror / "nyu-mll" / "glue" / "rte"
+    return prepare(tmp, "rte", names=[str(folder)], expects=["no train-*.parquet files"])
+
+
+@case
+def case_ranking_task_on_binary_pairs(tmp):
+    """qnli-rank needs candidate lists; GLUE's QNLI v2 rows are independent binary pairs."""
+    qnli = tmp / "glue" / "QNLI"
+    header = ["index", "question", "sentence", "label"]
+    rows = [[str(i), *r] for i, r in enumerate(QNLI_PAIRS)]
+    write_tsv(qnli / "train.tsv", header, rows)
+    write_tsv(qnli / "dev.tsv", header, rows)
+    expects = ["not in ranking form", "of 3 groups, 2 have a single candidate, 1 no 'entailment'"]
+    return prepare(tmp, "qnli-rank", tmp / "glue", names=[str(qnli / "train.tsv")], expects=expects)
+
+
 # --- tasks and task files ------------------------------------------------------------------------------
 
 
@@ -435,6 +544,49 @@ def case_params_unknown_mtl_task(tmp):
         ["mtl.tasks"],
         ["unknown task 'mnli-x'", "known: "],
     )
+
+
+@case
+def case_params_unknown_optional_task(tmp):
+    return check(
+        tmp,
+        lambda p: p["data"].update(optional_tasks=["qnlii"]),
+        ["data.optional_tasks"],
+        ["unknown task 'qnlii'"],
+    )
+
+
+@case
+def case_params_unknown_adapt_encoder(tmp):
+    return check(
+        tmp,
+        lambda p: p["adapt"].update(encoder="bert-bsae"),
+        ["adapt.encoder"],
+        ["unknown alias 'bert-bsae'", "bert-base"],
+    )
+
+
+@case
+def case_subsample_of_unlabelled_rows(tmp):
+    """A canonical train split with a missing label (written by hand or by an older version)."""
+    import pandas as pd
+
+    canonical = tmp / "canonical" / "snli"
+    canonical.mkdir(parents=True)
+    rows = [snli_record(r) for r in SNLI_GLUE_ROWS]
+    labels = [r["gold_label"] for r in rows[:3]] + [None]
+    pd.DataFrame(
+        {
+            "uid": [r["pairID"] for r in rows],
+            "text_a": [r["sentence1"] for r in rows],
+            "text_b": [r["sentence2"] for r in rows],
+            "label": labels,
+        }
+    ).to_parquet(canonical / "train.parquet", index=False)
+    out = tmp / "out" / "draw.tsv"
+    argv = ["subsample", "--task", "snli", "--size", "n3", "--seed", "1"]
+    argv += ["--canonical", canonical, "--out", out]
+    return Case(argv, names=["task snli"], expects=["1 of 4 training rows have no label"], out=out)
 
 
 @case
@@ -633,8 +785,15 @@ def test_bad_input_subprocess(name, tmp_path, run_cli):
     assert_contract(c, result, tmp_path, before)
 
 
-def test_case_count():
-    assert len(CASES) >= 25
+# The suite may grow, never shrink: cases are removed only on purpose, with this number.
+MIN_CASES = 68
+
+
+def test_every_case_is_registered():
+    """A ``case_*`` function without ``@case`` would never run: each one is in CASES."""
+    defined = {n.removeprefix("case_") for n in globals() if n.startswith("case_")}
+    assert defined == set(CASES)
+    assert len(CASES) >= MIN_CASES, len(CASES)
 
 
 def test_dvc_style_exponent_floats_are_numbers(tmp_path):
