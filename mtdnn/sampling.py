@@ -14,6 +14,11 @@ import numpy as np
 from mtdnn.errors import MtdnnError
 
 STRATEGIES = ("algorithm1", "proportional", "temperature", "uniform")
+# Length grouping sorts mega-chunks of the shuffled order by length. A chunk holds at most
+# MEGA_BATCHES batches (low padding on large tasks) and a task has at least MIN_CHUNKS of them, so a
+# small task is never sorted whole: its batches would then be nearly the same every epoch.
+MEGA_BATCHES = 50
+MIN_CHUNKS = 4
 
 Batch = tuple[str, np.ndarray]
 
@@ -55,14 +60,15 @@ def make_task_batches(
     rng: np.random.Generator,
     group_by_length: bool = True,
     groups: np.ndarray | None = None,
-    mega: int = 50,
+    mega: int | None = None,
 ) -> list[np.ndarray]:
     """Shuffle one task's examples into batches of ``batch_size``, in shuffled batch order.
 
     With ``group_by_length`` the shuffled order is cut into mega-chunks of ``mega * batch_size``
     examples, each sorted by length (longest first) before splitting: batches then hold similar
     lengths, so dynamic padding wastes little, while the mega-chunk shuffle keeps them random.
-    With ``groups`` (ranking), a batch holds whole groups only and is filled to >= batch_size.
+    ``mega`` defaults to ``mega_batches`` of the task's size. With ``groups`` (ranking), a batch
+    holds whole groups only and is filled to >= batch_size.
     """
     lengths = np.asarray(lengths)
     if batch_size < 1:
@@ -77,11 +83,20 @@ def make_task_batches(
     perm = rng.permutation(len(sizes))
     starts, sizes, unit_len = starts[perm], sizes[perm], unit_len[perm]
     if group_by_length:
+        mega = mega or mega_batches(len(lengths), batch_size)
         chunk = (np.cumsum(sizes) - sizes) // (mega * batch_size)
         by_len = np.lexsort((-unit_len, chunk))  # stable: ties keep the shuffled order
         starts, sizes = starts[by_len], sizes[by_len]
     batches = np.split(_expand(order, starts, sizes), _cut_points(sizes, batch_size))
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def mega_batches(n: int, batch_size: int) -> int:
+    """Batches per length-sorted mega-chunk for a task of ``n`` examples: MEGA_BATCHES, or fewer
+    so that the task is cut into at least MIN_CHUNKS chunks. Each example's batch-mates then come
+    from a different random quarter (or less) of the task every epoch."""
+    batches = -(-n // batch_size)
+    return max(1, min(MEGA_BATCHES, -(-batches // MIN_CHUNKS)))
 
 
 def task_probabilities(

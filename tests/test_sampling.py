@@ -83,6 +83,32 @@ def test_length_grouped_epochs_reshuffle_tasks_larger_than_a_mega_chunk() -> Non
     assert _compositions(plan0, "mnli") != _compositions(plan1, "mnli")
 
 
+def _together(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Share of the example pairs that share a batch in ``a`` and share one again in ``b``."""
+    where = {int(i): k for k, batch in enumerate(b) for i in batch}
+    pairs = kept = 0
+    for batch in a:
+        again = np.unique([where[int(i)] for i in batch], return_counts=True)[1]
+        pairs += len(batch) * (len(batch) - 1) // 2
+        kept += int((again * (again - 1) // 2).sum())
+    return kept / pairs
+
+
+def test_small_task_is_regrouped_every_epoch_with_length_grouping(glue_dir) -> None:
+    """800 real RTE pairs at batch 32 fit in one mega-chunk of 50 batches: sorted whole, their
+    batches would be nearly the same every epoch. Scaled chunks regroup them and still pad little."""
+    rows = (line.split("\t") for line in (glue_dir / "RTE" / "train.tsv").open(encoding="utf-8"))
+    next(rows)
+    lengths = np.array([len(r[1].split()) + len(r[2].split()) + 3 for r in rows][:800])
+    sampler = MultiTaskSampler({"rte": lengths}, 32, 2018)
+    epochs = [_by_task(sampler.epoch_plan(e))["rte"] for e in range(4)]
+    for a, b in zip(epochs, epochs[1:], strict=False):
+        assert _together(a, b) < 0.3  # sorted whole, three quarters of the pairs stayed together
+    shuffled = make_task_batches(lengths, 32, np.random.default_rng(0), group_by_length=False)
+    for batches in epochs:
+        assert _padded(lengths, batches) < 0.6 * _padded(lengths, shuffled)
+
+
 def _plans_equal(a: list, b: list) -> bool:
     return len(a) == len(b) and all(
         ta == tb and np.array_equal(ia, ib) for (ta, ia), (tb, ib) in zip(a, b, strict=True)
