@@ -200,6 +200,7 @@ def fit(run: Run, stop_after: int | None = None) -> dict | None:
             end_of_epoch(run, opt, sched, pos)
     bar.close()
     if pos.step != 0 or not pos.history:  # a fractional last epoch still gets its evaluation
+        pos.epoch += 1  # numbered like the others: epochs begun so far, this one included
         end_of_epoch(run, opt, sched, pos, save=False)
     flush_losses(run, pos)
     return finish(run, pos, time.perf_counter() - tick, seen)
