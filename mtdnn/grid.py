@@ -86,7 +86,7 @@ class Grid:
                 return None
             return f"{where}, and {Path(hub.path, hub.name or '')} has no {hub.splits[split]} files"
         if hub_offline():
-            return f"{where}, and the Hugging Face Hub is disabled (HF_HUB_OFFLINE)"
+            return f"{where}, and the Hugging Face Hub is disabled (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE)"
         return None
 
     def _available(self, names: list[str]) -> list[str]:

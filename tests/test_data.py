@@ -27,6 +27,7 @@ from fixtures import (
 )
 
 from mtdnn.data import MANIFEST, prepare_task
+from mtdnn.errors import MtdnnError
 from mtdnn.tasks import load_tasks
 
 TASKS = load_tasks()
@@ -359,6 +360,32 @@ def test_scitail_official_tsv_format(derived_dir, tmp_path):
     df = pd.read_parquet(out / "train.parquet")
     assert df[["text_a", "text_b", "label"]].values.tolist() == lines
     assert set(df["label"]) == {"entails", "neutral"}
+
+
+def test_a_missing_train_split_is_a_notice(glue_dir, tmp_path, caplog):
+    """QNLI's local copy has dev and test but no train.tsv: prepared, and said so."""
+    with caplog.at_level("WARNING", logger="mtdnn.data"):
+        manifest = prepare_task(TASKS["qnli"], tmp_path / "qnli", str(glue_dir))
+    assert set(manifest["splits"]) == {"dev", "test"} and manifest["unavailable"] == ["train"]
+    notices = [r.getMessage() for r in caplog.records if r.getMessage().startswith("notice:")]
+    assert notices == [
+        f"notice: task qnli has no train split here ({glue_dir}/QNLI/train.tsv not found; the Hub "
+        "(nyu-mll/glue) is disabled (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE))"
+    ]
+
+
+def test_ranking_task_refuses_glue_qnli_pairs(glue_dir, tmp_path):
+    """GLUE's QNLI v2 grouped by question is not in ranking form: 2,738 of its 4,100 dev groups
+    have one candidate and 1,398 no positive. qnli-rank says so instead of training on it."""
+    with pytest.raises(MtdnnError) as error:
+        prepare_task(TASKS["qnli-rank"], tmp_path / "qnli-rank", str(glue_dir))
+    assert str(error.value) == (
+        f"{glue_dir}/QNLI/dev.tsv: split 'dev' of task qnli-rank is not in ranking form: of 4100 "
+        "groups, 2738 have a single candidate, 1398 no 'entailment' and 0 several (expected at "
+        "least two candidates and exactly one positive per group); binary pairs are a "
+        "classification task"
+    )
+    assert not (tmp_path / "qnli-rank").exists()
 
 
 # --- the Hub code path, on a local directory laid out like a Hub dataset repo ----------------------

@@ -103,8 +103,8 @@ def test_default_profile_skips_qnli_under_the_local_copy(local_data, monkeypatch
 
 
 def test_default_profile_has_every_task_from_the_hub(monkeypatch) -> None:
-    monkeypatch.delenv("GLUE_DIR", raising=False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for var in ("GLUE_DIR", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
     params = load_profile("default")
     grid = Grid(params)
     assert grid.glue_dir is None
@@ -168,7 +168,56 @@ def test_dry_run_owes_the_whole_default_grid(glue_dir, derived_dir, tmp_path) ->
         "adapt_table": 1,
         "all": 1,
     }
-    assert "task qnli skipped" in proc.stderr + proc.stdout
+    # QNLI is left out by the profile's opt-in, said once, and named in the table's footnote.
+    text = proc.stderr + proc.stdout
+    assert text.count("notice: task qnli left out (data.optional_tasks)") == 1
+    assert "--skipped 'qnli'" in text
+
+
+def test_a_named_task_without_data_is_an_error(monkeypatch) -> None:
+    """Offline with no GLUE_DIR: no task is silently dropped; one error says what to set."""
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    grid = Grid(load_profile("default"))
+    with pytest.raises(MtdnnError) as error:
+        grid.check()
+    message = str(error.value)
+    assert message.startswith("task cola: no training data: GLUE_DIR is not set")
+    assert "HF_HUB_OFFLINE" in message and "set GLUE_DIR" in message
+    assert "data.optional_tasks" in message and "\n" not in message
+
+
+def test_only_opted_in_tasks_are_left_out(local_data) -> None:
+    params = load_profile("default")
+    assert params["data"]["optional_tasks"] == ["qnli"]
+    grid = Grid(params)
+    assert grid.skipped_tasks == ["qnli"]
+    assert "qnli" not in grid.mtl_tasks + grid.finetune_tasks
+    params["data"]["optional_tasks"] = []
+    with pytest.raises(
+        MtdnnError, match=r"task qnli: no training data: .*QNLI/train\.tsv not found"
+    ):
+        Grid(params).check()
+
+
+def test_domain_adaptation_has_its_own_encoder_and_init(monkeypatch) -> None:
+    """The paper adapts bert-base from an MT-DNN init trained with bert-base; null shares GLUE's."""
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):  # the Hub may be used; none is fetched
+        monkeypatch.delenv(var, raising=False)
+    grid = Grid(load_profile("paper"))
+    assert (grid.encoder, grid.adapt_encoder) == ("bert-large", "bert-base")
+    base_init = grid.mtl_model(grid.adapt_mtl_seed, grid.adapt_encoder)
+    assert base_init.startswith("models/mtl/bert-base/") and base_init != grid.mtl_model(2018)
+    assert all("/bert-base/" in c for c in grid.adapt_cells())
+    assert ("bert-base", "snli") in grid.tokenizations()
+    assert ("bert-base", "mnli") in grid.tokenizations()  # the init's multi-task data
+    assert grid.encoder_of("bert-base") == "bert-base"
+    params = load_profile("paper")
+    params["adapt"]["encoder"] = None
+    same = Grid(params)
+    assert same.mtl_model(same.adapt_mtl_seed, same.adapt_encoder) == same.mtl_model(2018)
+    assert not [e for e, _ in same.tokenizations() if e != "bert-large"]
 
 
 # --- Domain-adaptation subsamples ---------------------------------------------------------------
