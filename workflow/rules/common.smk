@@ -36,3 +36,19 @@ wildcard_constraints:
 def tokenized(task, enc=GRID.enc):
     """A task tokenized for an encoder (its path component; GLUE's encoder by default)."""
     return f"data/tokenized/{enc}-L{GRID.max_len}/{task}"
+
+
+def glue_models():
+    """{stable name: directory} of every model behind the GLUE table. Model paths carry knob
+    hashes; the names do not, so `dvc plots diff` pairs the same model across experiments.
+    """
+    models = {}
+    for seed in GRID.seeds:
+        models[f"mtl-seed{seed}"] = GRID.mtl_model(seed)
+        for init in ("mtdnn", "base"):
+            for task in GRID.finetune_tasks:
+                key = GRID.finetune_key(task, init)
+                models[f"{init}-{task}-seed{seed}"] = paths.finetune_dir(
+                    init, GRID.enc, task, key, seed
+                )
+    return models

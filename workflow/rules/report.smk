@@ -1,10 +1,18 @@
+# The GLUE table, and the training curves of the models behind it (for `dvc plots`).
 rule glue_table:
     input:
-        GRID.glue_cells(),
+        cells=GRID.glue_cells(),
+        models=list(glue_models().values()),
     output:
-        csv="results/glue.csv",
+        csv=report(
+            "results/glue.csv",
+            caption="../report/glue.rst",
+            category="GLUE",
+            labels={"table": "GLUE dev"},
+        ),
         markdown="results/glue.md",
         metrics="results/metrics.json",
+        curves=directory("results/plots/training"),
     log:
         "logs/report/glue.log",
     conda:
@@ -13,20 +21,32 @@ rule glue_table:
         decimals=lookup(dpath="report/decimals", within=config, default=1),
         # Tasks the profile names but left out here (data.optional_tasks): the table's footnote.
         skipped=",".join(GRID.skipped_tasks),
+        models=" ".join(f"{name}={path}" for name, path in glue_models().items()),
     shell:
-        "mtdnn report glue {input} --csv {output.csv} --markdown {output.markdown} "
+        "(mtdnn report glue {input.cells} --csv {output.csv} --markdown {output.markdown} "
         "--metrics {output.metrics} --decimals {params.decimals} "
-        "--skipped '{params.skipped}' > {log} 2>&1"
+        "--skipped '{params.skipped}' && "
+        "mtdnn training-curves {params.models} --out {output.curves}) > {log} 2>&1"
 
 
 rule adapt_table:
     input:
         GRID.adapt_cells(),
     output:
-        csv="results/domain_adaptation.csv",
+        csv=report(
+            "results/domain_adaptation.csv",
+            caption="../report/adapt_table.rst",
+            category="Domain adaptation",
+            labels={"table": "accuracy by training-set size"},
+        ),
         markdown="results/domain_adaptation.md",
         metrics="results/adapt_metrics.json",
-        plot="results/domain_adaptation.png",
+        plot=report(
+            "results/domain_adaptation.png",
+            caption="../report/adapt_plot.rst",
+            category="Domain adaptation",
+            labels={"figure": "accuracy by training-set size"},
+        ),
     log:
         "logs/report/adapt.log",
     conda:
