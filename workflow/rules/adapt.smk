@@ -19,8 +19,10 @@ rule adapt:
         "../envs/mtdnn.yaml"
     threads: lookup(dpath="adapt/threads", within=config, default=1)
     resources:
-        gpu=1,
-        mem_mb=3000,
+        gpu=lambda wc: gpus("adapt"),
+        shell_exec=lambda wc: gpu_shell(gpus("adapt")),
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
     params:
         cfg=lambda wc: GRID.knobs("adapt", wc.key, init=wc.init),
         encoder=GRID.adapt_encoder,

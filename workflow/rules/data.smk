@@ -5,6 +5,9 @@ rule prepare:
         "logs/prepare/{task}.log",
     conda:
         "../envs/mtdnn.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         glue_dir=GRID.glue_dir or "",
         sources=lambda wc: config["data"]["sources"].get(wc.task, {}),
@@ -25,6 +28,9 @@ rule tokenize:
         max_len=r"\d+",
     conda:
         "../envs/mtdnn.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         encoder=lambda wc: GRID.encoder_of(wc.enc),
     shell:

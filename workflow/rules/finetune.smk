@@ -18,9 +18,10 @@ rule finetune:
         "../envs/mtdnn.yaml"
     threads: lookup(dpath="finetune/threads", within=config, default=1)
     resources:
-        gpu=1,
-        mem_mb=3000,
-        runtime=240,
+        gpu=lambda wc: gpus("finetune"),
+        shell_exec=lambda wc: gpu_shell(gpus("finetune")),
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
     params:
         cfg=lambda wc: GRID.knobs("finetune", wc.key, wc.task, wc.init),
         encoder=GRID.encoder,

@@ -18,9 +18,10 @@ rule train_mtl:
         "../envs/mtdnn.yaml"
     threads: lookup(dpath="mtl/threads", within=config, default=1)
     resources:
-        gpu=lookup(dpath="mtl/nproc", within=config, default=1),
-        mem_mb=4000,
-        runtime=720,
+        gpu=lambda wc: gpus("mtl"),
+        shell_exec=lambda wc: gpu_shell(gpus("mtl")),
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
     params:
         tasks=",".join(GRID.mtl_tasks),
         eval_tasks=",".join(GRID.mtl_cell_tasks),

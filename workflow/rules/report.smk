@@ -17,6 +17,9 @@ rule glue_table:
         "logs/report/glue.log",
     conda:
         "../envs/mtdnn.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         decimals=lookup(dpath="report/decimals", within=config, default=1),
         # Tasks the profile names but left out here (data.optional_tasks): the table's footnote.
@@ -51,6 +54,9 @@ rule adapt_table:
         "logs/report/adapt.log",
     conda:
         "../envs/mtdnn.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         decimals=lookup(dpath="report/decimals", within=config, default=1),
     shell:
