@@ -252,9 +252,10 @@ def _stage_encoder(params: dict, stage: str) -> str:
     lambda p: _train_args(p, multi=True)
 )
 def train_mtl(args) -> None:
+    # Knobs first: bad ones fail in a second, before torch loads.
+    cfg, enc, max_len, params = _train_inputs(args, "mtl", None)
     from mtdnn.runner import train
 
-    cfg, enc, max_len, params = _train_inputs(args, "mtl", None)
     specs = _tasks(params)
     tasks = [get_task(specs, t) for t in args.tasks.split(",") if t]
     if train(tasks, enc, max_len, cfg, args.seed, args.out, None, stop_after=args.stop_after):
@@ -268,10 +269,10 @@ def train_mtl(args) -> None:
     "finetune", "fine-tune one task, from an MT-DNN checkpoint or the plain encoder (baseline)"
 )(lambda p: _train_args(p, multi=False))
 def finetune(args) -> None:
-    from mtdnn.runner import train
-
     init = "base" if args.init_from is None else "mtdnn"
     cfg, enc, max_len, params = _train_inputs(args, "finetune", args.task, init)
+    from mtdnn.runner import train
+
     task = get_task(_tasks(params), args.task)
     done = train(
         [task], enc, max_len, cfg, args.seed, args.out, args.init_from, stop_after=args.stop_after
