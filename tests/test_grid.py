@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 import re
 import shutil
@@ -198,6 +199,32 @@ def test_only_opted_in_tasks_are_left_out(local_data) -> None:
         MtdnnError, match=r"task qnli: no training data: .*QNLI/train\.tsv not found"
     ):
         Grid(params).check()
+
+
+def test_the_glue_table_names_left_out_tasks(cli, tmp_path) -> None:
+    """`mtdnn report glue --skipped qnli` (what the glue_table rule passes) adds a footnote."""
+    cells = []
+    for model, acc in (("base", 61.0), ("mtdnn", 66.5)):
+        cell = tmp_path / f"{model}.json"
+        doc = {
+            "cell": {"task": "rte", "model": model, "seed": "1"},
+            "metrics": {"dev": {"accuracy": acc}},
+        }
+        cell.write_text(json.dumps(doc))
+        cells.append(cell)
+    for skipped, footnote in (
+        (
+            "qnli",
+            "Not in this table: QNLI (no training split here; left out by data.optional_tasks).",
+        ),
+        ("", None),
+    ):
+        md = tmp_path / f"glue-{skipped}.md"
+        argv = ["report", "glue", *cells, "--csv", tmp_path / "glue.csv", "--markdown", md]
+        r = cli([*argv, "--skipped", skipped], tmp_path)
+        assert r.returncode == 0, r.stderr
+        last = md.read_text().rstrip("\n").splitlines()[-1]
+        assert last == footnote if footnote else last.startswith("|"), last
 
 
 def test_domain_adaptation_has_its_own_encoder_and_init(monkeypatch) -> None:
