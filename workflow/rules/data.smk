@@ -1,8 +1,11 @@
+# Data jobs first: they are cheap, and every training job waits on them (priority is not inherited:
+# without it, a tokenization that multi-task training needs could wait behind baseline fine-tunings).
 rule prepare:
     output:
         directory("data/canonical/{task}"),
     log:
         "logs/prepare/{task}.log",
+    priority: 20
     conda:
         "../envs/mtdnn.yaml"
     resources:
@@ -26,6 +29,7 @@ rule tokenize:
         "logs/tokenize/{enc}-L{max_len}/{task}.log",
     wildcard_constraints:
         max_len=r"\d+",
+    priority: 20
     conda:
         "../envs/mtdnn.yaml"
     resources:
