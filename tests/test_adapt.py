@@ -3,6 +3,7 @@ from a Hub-style dataset directory (through a task declared in YAML) — no code
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -13,6 +14,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 from fixtures import read_tsv, write_tsv
+
+from mtdnn.config import validate
+from mtdnn.grid import Grid
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,7 +48,8 @@ def test_scitail_official_layout_through_the_workflow(tmp_path, derived_dir):
         set(params["mtl"]["tasks"]) | set(params["finetune"]["tasks"])
     )
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    target = "results/cells/adapt/base/minilm/scitail/n8/seed1.json"
+    key = Grid(validate(copy.deepcopy(params))).adapt_key("base")  # the knob key in its path
+    target = f"results/cells/adapt/base/minilm/scitail/n8/{key}/seed1.json"
     env = os.environ | {"GLUE_DIR": str(glue)}
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "2", target],

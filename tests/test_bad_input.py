@@ -803,6 +803,7 @@ def test_dvc_style_exponent_floats_are_numbers(tmp_path):
     from mtdnn.config import load_params
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["finetune"]["lr"] = 5e-05
     text = yaml.safe_dump(params).replace("lr: 5.0e-05", "lr: 5e-05")
     assert "lr: 5e-05" in text
     (tmp_path / "params.yaml").write_text(text)

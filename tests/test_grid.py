@@ -3,6 +3,7 @@ stratified subsamples of domain adaptation. Fast: nothing is trained."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
@@ -39,23 +40,47 @@ def local_data(monkeypatch, glue_dir, derived_dir):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
+def cell_key(grid: Grid, model: str, task: str) -> str:
+    """The knob key in a cell's path (tested on its own in test_knob_keys_*)."""
+    return grid.mtl_key if model == "mtl" else grid.finetune_key(task, model)
+
+
 def glue_product(params: dict, finetune: list[str], mtl: list[str]) -> set[str]:
-    enc = params["encoder"]
+    enc, grid = params["encoder"], Grid(params)
     return {
-        f"results/cells/glue/{model}/{enc}/{task}/seed{seed}.json"
+        f"results/cells/glue/{model}/{enc}/{task}/{cell_key(grid, model, task)}/seed{seed}.json"
         for seed, model, task in itertools.product(params["seeds"], MODELS, finetune)
         if model != "mtl" or task in mtl
     }
 
 
 def adapt_product(params: dict, datasets: list[str]) -> set[str]:
-    a, enc = params["adapt"], params["encoder"]
+    a, enc, grid = params["adapt"], params["encoder"], Grid(params)
     return {
-        f"results/cells/adapt/{init}/{enc}/{d}/n{size}/seed{seed}.json"
+        f"results/cells/adapt/{init}/{enc}/{d}/n{size}/{grid.adapt_key(init)}/seed{seed}.json"
         for d, size, seed, init in itertools.product(
             datasets, a["sizes"], a["seeds"], ("base", "mtdnn")
         )
     }
+
+
+def test_knob_keys_follow_the_knobs_that_decide_each_cell(local_data) -> None:
+    params = load_profile("smoke")
+    grid = Grid(params)
+    keys = {(t, i): grid.finetune_key(t, i) for t in ("rte", "stsb") for i in ("base", "mtdnn")}
+    assert all(len(k) == 10 and set(k) <= set("0123456789abcdef") for k in keys.values())
+    assert keys[("rte", "base")] != keys[("rte", "mtdnn")]  # the MT-DNN run has an upstream
+    changed = copy.deepcopy(params)
+    changed["finetune"].setdefault("per_task", {})["rte"] = {"lr": 3e-4}
+    other = Grid(changed)
+    assert other.finetune_key("rte", "mtdnn") != keys[("rte", "mtdnn")]
+    assert other.finetune_key("stsb", "mtdnn") == keys[("stsb", "mtdnn")]  # only RTE's cells move
+    assert other.mtl_key == grid.mtl_key
+    changed["mtl"]["lr"] = 1e-4  # an upstream knob moves every MT-DNN cell, not the baseline's
+    upstream = Grid(changed)
+    assert upstream.finetune_key("stsb", "mtdnn") != keys[("stsb", "mtdnn")]
+    assert upstream.finetune_key("stsb", "base") == keys[("stsb", "base")]
+    assert Grid(copy.deepcopy(params)).finetune_key("rte", "base") == keys[("rte", "base")]
 
 
 # --- The grid -----------------------------------------------------------------------------------
@@ -82,7 +107,7 @@ def test_cells_are_the_configured_product(local_data, name, n_glue, n_adapt) -> 
     assert len(cells) == len(set(cells)) == n_glue
     assert set(cells) == glue_product(params, finetune, mtl)
     # The MT-DNN model without fine-tuning is a cell only for tasks it was trained on.
-    assert not [c for c in cells if "/mtl/" in c and c.split("/")[-2] not in mtl]
+    assert not [c for c in cells if "/mtl/" in c and c.split("/")[-3] not in mtl]
 
     adapt = grid.adapt_cells()
     assert len(adapt) == len(set(adapt)) == n_adapt
@@ -115,7 +140,11 @@ def test_default_profile_has_every_task_from_the_hub(monkeypatch) -> None:
     cells = grid.glue_cells()
     assert set(cells) == glue_product(params, grid.finetune_tasks, grid.mtl_tasks)
     assert len(cells) == 3 * (9 + 8 + 9)
-    assert {m for m in MODELS if f"results/cells/glue/{m}/minilm/qnli/seed1.json" in cells} == {
+    qnli = {
+        m: f"results/cells/glue/{m}/minilm/qnli/{cell_key(grid, m, 'qnli')}/seed1.json"
+        for m in MODELS
+    }
+    assert {m for m in MODELS if qnli[m] in cells} == {
         "base",
         "mtl",
         "mtdnn",

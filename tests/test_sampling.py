@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -292,13 +290,11 @@ def test_state_dict_resume_across_epoch_boundary() -> None:
     assert _plans_equal([resumed.pop() for _ in range(25)], stream[steps - 5 :])
 
 
-def test_scales_linearly() -> None:
+def test_plans_a_million_rows() -> None:
+    # Cost is measured side by side in benchmarks/scaling.py (linear in rows and tasks), not timed
+    # here: a unit test's wall time depends on whatever else the machine is running.
     rng = np.random.default_rng(0)
     counts = [400_000, 250_000, 150_000, 100_000, 50_000, 30_000, 15_000, 5_000]
     lengths = {f"t{i}": rng.integers(5, 129, n) for i, n in enumerate(counts)}
-    sampler = MultiTaskSampler(lengths, 32, 0)
-    start = time.perf_counter()
-    plan = sampler.epoch_plan(0)
-    # ~0.15 s here; the loose bound only has to catch quadratic work (minutes at 1M).
-    assert time.perf_counter() - start < 3.0
+    plan = MultiTaskSampler(lengths, 32, 0).epoch_plan(0)
     assert len(plan) == sum(-(-n // 32) for n in counts)
