@@ -37,11 +37,21 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+
+if TYPE_CHECKING:
+    import datasets
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    from mtdnn.batching import TaskData
+    from mtdnn.config import TrainConfig
+    from mtdnn.tasks import TaskSpec
 
 FULL = {"lr": 5e-5, "epochs": 3.0, "warmup": 0.1}  # ANCHORS.md's HF Trainer quality setting
 NOISE = 2.0  # points: a difference within this (or within the larger std) is "parity"
@@ -68,11 +78,11 @@ class Ours:
     """mtdnn's side of a pair, plus what HF needs to train on exactly the same things."""
 
     outcome: Outcome
-    train: object  # TaskData: the training rows the run used, in its order
-    cfg: object  # TrainConfig after the runner's resolution (exposure epochs)
+    train: TaskData  # the training rows the run used, in its order
+    cfg: TrainConfig  # after the runner's resolution (exposure epochs)
     pooling: str  # resolved readout: cls | mean
-    dtype: object  # autocast dtype or None (fp32)
-    device: object
+    dtype: torch.dtype | None  # autocast dtype; None: fp32
+    device: torch.device
     head_bias: float | None  # a regression head's initial bias (None: classification)
 
 
@@ -90,7 +100,7 @@ def profile_params(profile: str) -> dict:
         return load_params(path)
 
 
-def budget_config(budget: str, task: str, args: argparse.Namespace):
+def budget_config(budget: str, task: str, args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig mtdnn's baseline gets under ``budget``, without any selection."""
     from mtdnn.config import TrainConfig, stage_config
     from mtdnn.errors import MtdnnError
@@ -115,7 +125,7 @@ def budget_config(budget: str, task: str, args: argparse.Namespace):
     return cap(cfg, args.max_train)
 
 
-def cap(cfg, n: int | None):
+def cap(cfg: TrainConfig, n: int | None) -> TrainConfig:
     """``--max-train``: at most ``n`` rows (a prefix of the same seeded order), exposure too."""
     if n is None:
         return cfg
@@ -126,7 +136,7 @@ def cap(cfg, n: int | None):
     return cfg.with_overrides(max_train_examples=least(cfg.max_train_examples), exposure=exposure)
 
 
-def dev_sets(spec, encoder: str, max_len: int) -> list:
+def dev_sets(spec: TaskSpec, encoder: str, max_len: int) -> list[TaskData]:
     """Every official dev split of ``spec``, in full, from mtdnn's tokenized cache."""
     from mtdnn import paths
     from mtdnn.batching import load_task_data
@@ -145,7 +155,9 @@ def merged(per_split: list[dict[str, float]], names: list[str]) -> dict[str, flo
 # ----------------------------------------------------------------------------- mtdnn
 
 
-def run_ours(spec, cfg, seed: int, args: argparse.Namespace, work: Path, dev: list) -> Ours:
+def run_ours(
+    spec: TaskSpec, cfg: TrainConfig, seed: int, args: argparse.Namespace, work: Path, dev: list
+) -> Ours:
     """``build_run`` + ``fit`` as ``mtdnn finetune`` does; updates counted, dev scored in full."""
     import torch
 
@@ -201,7 +213,9 @@ def run_ours(spec, cfg, seed: int, args: argparse.Namespace, work: Path, dev: li
 # ----------------------------------------------------------------------------- HF Trainer
 
 
-def mean_pool_model(enc_path: str, num_outputs: int, dropout: float, bias: float | None):
+def mean_pool_model(
+    enc_path: str, num_outputs: int, dropout: float, bias: float | None
+) -> torch.nn.Module:
     """AutoModel + attention-masked mean of the last hidden states + dropout + Linear, returning
     what ``Trainer`` expects: ``{"loss", "logits"}`` (MSE for one output, cross-entropy else)."""
     import torch
@@ -235,7 +249,7 @@ def mean_pool_model(enc_path: str, num_outputs: int, dropout: float, bias: float
     return MeanPool()
 
 
-def hf_model(spec, enc_path: str, ours: Ours):
+def hf_model(spec: TaskSpec, enc_path: str, ours: Ours) -> torch.nn.Module:
     """The HF model for ``ours.pooling``, with mtdnn's head dropout and regression-bias start."""
     import torch
     from transformers import AutoModelForSequenceClassification
@@ -252,7 +266,7 @@ def hf_model(spec, enc_path: str, ours: Ours):
     return model
 
 
-def hf_args(ours: Ours, seed: int, out: Path):
+def hf_args(ours: Ours, seed: int, out: Path) -> TrainingArguments:
     """TrainingArguments matching mtdnn's run knob for knob (see benchmarks/README.md)."""
     import torch
     from transformers import TrainingArguments
@@ -283,7 +297,7 @@ def hf_args(ours: Ours, seed: int, out: Path):
     )
 
 
-def hf_dataset(data):
+def hf_dataset(data: TaskData) -> datasets.Dataset:
     import datasets
 
     feats = common.token_examples(data)
@@ -292,7 +306,9 @@ def hf_dataset(data):
     return datasets.Dataset.from_list(feats)
 
 
-def hf_trainer(spec, ours: Ours, seed: int, encoder: str, out: Path, lrs: list[float]):
+def hf_trainer(
+    spec: TaskSpec, ours: Ours, seed: int, encoder: str, out: Path, lrs: list[float]
+) -> Trainer:
     """A ``Trainer`` on mtdnn's rows, appending the lr of every update to ``lrs``."""
     from transformers import (
         AutoTokenizer,
@@ -324,7 +340,9 @@ def hf_trainer(spec, ours: Ours, seed: int, encoder: str, out: Path, lrs: list[f
     return trainer
 
 
-def run_hf(spec, ours: Ours, seed: int, args: argparse.Namespace, work: Path, dev: list) -> Outcome:
+def run_hf(
+    spec: TaskSpec, ours: Ours, seed: int, args: argparse.Namespace, work: Path, dev: list
+) -> Outcome:
     """HF ``Trainer`` on mtdnn's rows for mtdnn's number of updates; dev scored in full."""
     import torch
 
