@@ -112,18 +112,21 @@ def test_slurm_profile_on_a_cpu_partition_asks_for_no_gpu(tmp_path, glue_dir):
 
 def test_slurm_profile_on_a_gpu_partition_asks_one_gpu_per_training_process(tmp_path, glue_dir):
     """bert-large with GPUs asked for: every training job gets --gpus (multi-task training one per
-    DDP process), memory and time for a large encoder, cpus = threads; the CPU stages no GPU."""
+    DDP process), memory and time for a large encoder, cpus = threads; the CPU stages no GPU. A
+    rule's request is overridden from the command line (as from a profile's set-resources)."""
     threads = {f"{stage}__threads": 8 for stage in ("mtl", "finetune", "adapt")}
     cwd = project(tmp_path, encoder="bert-large", mtl__nproc=2, **threads)
     jobs = dry_run(cwd, glue_dir, *SLURM, "--config", "gpus_per_job=1",
+                   "--set-resources", "finetune:runtime=2880",
                    "--default-resources", "slurm_partition=gpu")  # fmt: skip
     for job in jobs:
         line = sbatch_line(job)
         assert " -p gpu " in line and "--gres" not in line and "shell_exec" not in job.resources
         if job.rule in TRAINING:
             n = 2 if job.rule == "train_mtl" else 1
+            limit = 2880 if job.rule == "finetune" else 1440
             assert job.resources["gpu"] == n and line.endswith(f" --gpus={n}"), line
-            assert "--mem 32000 " in line and "-t 1440 " in line, line
+            assert "--mem 32000 " in line and f"-t {limit} " in line, line
             assert "--cpus-per-task=8" in line, line
         else:
             assert "gpu" not in job.resources and "--gpus" not in line, line
