@@ -26,6 +26,13 @@ ROWS = 24  # rows per split in the mirror
 GLUE_TASKS = ["cola", "sst2", "mrpc", "stsb", "rte", "wnli", "mnli", "qqp", "qnli"]
 
 
+@pytest.fixture(autouse=True)
+def no_glue_dir(monkeypatch) -> None:
+    """These tests read a Hub mirror: a GLUE_DIR in the caller's environment (CI sets one) would
+    take precedence in the grid, as it should for users."""
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+
+
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory, glue_dir, derived_dir) -> Path:
     return make_hub_mirror(tmp_path_factory.mktemp("hub"), glue_dir, derived_dir, ROWS)
