@@ -315,14 +315,18 @@ def test_queued_and_temp_experiments_rerun_exactly_their_cells(project: Project,
     for name, log in queued.items():
         # fine-tuning knobs: the four fine-tuned cells and the table; multi-task training is reused
         assert job_counts(log) == {"finetune": 4, "glue_table": 1}, (name, log[-4000:])
+        retrained = {(w["init"], w["task"]) for r, w in jobs(log) if r == "finetune"}
+        assert retrained == {(i, t) for i in ("base", "mtdnn") for t in ("rte", "stsb")}, name
     show = project.run("dvc", "exp", "show", "--csv")
     rows = list(csv.DictReader(io.StringIO(show.stdout)))
     by_name = {row["Experiment"]: row for row in rows if row["Experiment"]}
     baseline = next(row for row in rows if row["typ"] == "baseline" and row["rev"] != "workspace")
     runs = [baseline] + [by_name[name] for name in queued]
-    for column in ("rte/accuracy/mtdnn", "stsb/pearson/mtdnn", "stsb/pearson/base"):
+    # Each run has its own numbers. Continuous metrics: the smoke profile scores RTE on 64 dev rows,
+    # where a collapsed model ties the baseline's accuracy (35/64 at lr 1e-3 and 2e-4 alike).
+    for column in ("stsb/pearson/mtdnn", "stsb/pearson/base"):
         values = [float(row[column]) for row in runs]
-        assert len(set(values)) == len(runs), (column, values)  # each run has its own numbers
+        assert len(set(values)) == len(runs), (column, values)
     for row in runs[1:]:
         for column in ("glue_score/mtl", "rte/accuracy/mtl", "stsb/pearson/mtl"):
             assert row[column] == baseline[column], column  # the same multi-task model
