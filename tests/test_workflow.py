@@ -401,7 +401,8 @@ def test_fresh_clone_after_pull_reruns_exactly_a_changed_task(
     stale. Changing one task's fine-tuning lr there owes that task's two cells and the tables."""
     remote = tmp_path / "remote"
     project.run("dvc", "remote", "add", "-d", "-f", "clone-remote", str(remote))
-    project.run("dvc", "push")
+    # Earlier tests ran workspace experiments: push the committed baseline's outputs too.
+    project.run("dvc", "push", "--all-commits")
     clone = tmp_path / "clone"
     project.run("git", "clone", "-q", str(project.root), str(clone))
     proj = Project(clone, tool_env(clone, GLUE))
@@ -425,8 +426,17 @@ def test_fresh_clone_after_pull_reruns_exactly_a_changed_task(
 @pytest.mark.slow
 def test_retraining_gives_identical_bytes(project: Project, reproduced) -> None:
     metrics = project.path("results/metrics.json").read_bytes()
-    models = [project.path("models/mtl/minilm/seed1")]
-    models += sorted(project.path("models/finetune/mtdnn/minilm").glob("*/seed1"))
+    # The models the rerun will rewrite, read from its plan: their paths hold knob keys.
+    plan = jobs(project.run("snakemake", "-n", "results/glue.csv", "--forcerun", "train_mtl").text)
+    models = [
+        project.path(f"models/mtl/{w['enc']}/{w['key']}/seed{w['seed']}")
+        if rule == "train_mtl"
+        else project.path(
+            f"models/finetune/{w['init']}/{w['enc']}/{w['task']}/{w['key']}/seed{w['seed']}"
+        )
+        for rule, w in plan
+        if rule in ("train_mtl", "finetune")
+    ]
     weights = {m: sha256(m / "model.safetensors") for m in models}
     assert len(weights) == 3
     # Multi-task training again, and everything in the GLUE table that depends on it.
