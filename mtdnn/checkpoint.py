@@ -5,7 +5,6 @@ Nothing here unpickles: optimizer tensors go to safetensors, everything else to 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +123,3 @@ def load_trainer_state(ckpt: Path, optimizer, scheduler) -> dict:
     scheduler.load_state_dict(meta["scheduler"])
     set_rng_state(rng)
     return meta["trainer"]
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True)

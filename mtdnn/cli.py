@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from mtdnn.errors import MtdnnError
 
@@ -113,10 +112,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mtdnn: interrupted", file=sys.stderr)
         return 130
-
-
-def existing_file(value: str) -> Path:
-    path = Path(value)
-    if not path.is_file():
-        raise MtdnnError(f"{value}: file not found")
-    return path

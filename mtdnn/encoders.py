@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from mtdnn.errors import MtdnnError
@@ -25,7 +24,6 @@ ALIASES = {
     "deberta-v3-base": "microsoft/deberta-v3-base",
     "electra-base": "google/electra-base-discriminator",
 }
-_ALIAS_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
 def resolve_encoder(name: str) -> str:
@@ -38,13 +36,6 @@ def resolve_encoder(name: str) -> str:
     raise MtdnnError(
         f"unknown encoder '{name}' (expected one of {', '.join(ALIASES)} or a local model directory)"
     )
-
-
-def check_alias(name: str) -> str:
-    """Aliases become path components and Snakemake wildcards, so no slashes or spaces."""
-    if not _ALIAS_RE.match(name):
-        raise MtdnnError(f"encoder alias '{name}' must match {_ALIAS_RE.pattern}")
-    return name
 
 
 def trained_pooling(encoder_path: str) -> str:

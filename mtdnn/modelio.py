@@ -140,11 +140,3 @@ def _maybe_keep_head(model: MTDNN, state: dict, task: str, keep: bool) -> None:
         log.info("%s: head kept from the multi-task checkpoint", task)
     else:
         log.info("%s: head freshly initialised", task)
-
-
-def encoder_config(model: MTDNN) -> dict:
-    return model.encoder.config.to_dict()
-
-
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
