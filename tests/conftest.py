@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,12 +12,11 @@ import pytest
 for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ.setdefault(_var, "1")
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO / "tests") not in sys.path:  # `import fixtures` under any pytest import mode
-    sys.path.insert(0, str(REPO / "tests"))
-SHARED_DATA = REPO.parent / "shared" / "data"
-GLUE = SHARED_DATA / "glue"
-DERIVED = SHARED_DATA / "derived"
+_TESTS = Path(__file__).resolve().parent
+if str(_TESTS) not in sys.path:  # `import helpers` under any pytest import mode
+    sys.path.insert(0, str(_TESTS))
+
+from helpers import DERIVED, GLUE, Result, run_cli  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -36,37 +33,6 @@ def derived_dir() -> Path:
     if not (DERIVED / "SHA256SUMS").is_file():
         pytest.skip(f"derived real data not found at {DERIVED}")
     return DERIVED
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run_cli(args: list[str], cwd: str | os.PathLike, env: dict | None = None) -> Result:
-    """Run ``python -m mtdnn ARGS`` in a subprocess: the real exit code and the real stderr.
-
-    ``env`` entries are added to the (offline) environment; a value of None removes the variable.
-    GLUE_DIR is removed unless given, so a developer's shell cannot change what a test sees.
-    """
-    full = {k: v for k, v in os.environ.items() if k != "GLUE_DIR"}
-    for k, v in (env or {}).items():
-        if v is None:
-            full.pop(k, None)
-        else:
-            full[k] = str(v)
-    full["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, "-m", "mtdnn", *map(str, args)],
-        cwd=cwd,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
 @pytest.fixture(name="run_cli")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -14,11 +13,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 from fixtures import read_tsv, write_tsv
+from helpers import REPO, subprocess_env
 
 from mtdnn.config import validate
 from mtdnn.grid import Grid
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def scitail_rows(derived_dir: Path, n: int) -> list[list[str]]:
@@ -50,7 +48,7 @@ def test_scitail_official_layout_through_the_workflow(tmp_path, derived_dir):
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     key = Grid(validate(copy.deepcopy(params))).adapt_key("base")  # the knob key in its path
     target = f"results/cells/adapt/base/minilm/scitail/n8/{key}/seed1.json"
-    env = os.environ | {"GLUE_DIR": str(glue)}
+    env = subprocess_env({"GLUE_DIR": glue})
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "2", target],
         cwd=project,

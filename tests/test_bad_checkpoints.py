@@ -12,8 +12,9 @@ import sys
 import time
 
 import pytest
+from helpers import one_line_error, subprocess_env
 from smoke_workflow import SNAKEMAKE, assert_nothing_owed, smoke_workflow
-from test_train import REPO, build_project, tiny_encoder, train_mtl_args
+from tiny_runs import build_project, tiny_encoder, train_mtl_args
 
 CFG = json.dumps(
     {
@@ -31,22 +32,13 @@ def trained(tmp_path_factory, glue_dir):
     root = tmp_path_factory.mktemp("badckpt")
     encoder = tiny_encoder(root / "tiny-bert")
     build_project(root, glue_dir, encoder, tasks=("rte",))
-    env = os.environ | {"PYTHONPATH": str(REPO)}
+    env = subprocess_env()
     args = [*train_mtl_args(encoder, 1, CFG), "--out", "model"]
     proc = subprocess.run(
         [sys.executable, "-m", "mtdnn", *args], cwd=root, env=env, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return root, encoder
-
-
-def one_line_error(result, *fragments: str) -> None:
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mtdnn: error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for f in fragments:
-        assert f in lines[0], (f, lines[0])
 
 
 def test_truncated_weights(trained, tmp_path, cli):
@@ -109,7 +101,7 @@ def test_resume_without_trainer_state(trained, tmp_path, cli):
 def test_killed_snakemake_run_recovers(tmp_path, glue_dir):
     """SIGKILL the whole Snakemake process group mid-job; the rerun redoes the incomplete job."""
     smoke_workflow(tmp_path)
-    env = os.environ | {"GLUE_DIR": str(glue_dir)}
+    env = subprocess_env({"GLUE_DIR": glue_dir})
     cmd = [*SNAKEMAKE, "--cores", "1", "data"]
     first = subprocess.Popen(
         cmd,

@@ -28,8 +28,7 @@ from fixtures import (
     tsv_text,
     write_tsv,
 )
-
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO
 
 
 @dataclass

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 from fixtures import make_rte
-from test_train import tiny_encoder
+from helpers import REPO, one_line_error
+from tiny_runs import tiny_encoder
 
 from mtdnn.cli import build_parser
 from mtdnn.commands import _train_inputs
@@ -18,7 +19,6 @@ from mtdnn.config import TrainConfig, stage_config
 from mtdnn.grid import Grid
 from mtdnn.paths import tokenized_dir
 
-REPO = Path(__file__).resolve().parents[1]
 PIPELINE = ["prepare", "tokenize", "train-mtl", "finetune", "evaluate", "report"]
 
 
@@ -128,15 +128,6 @@ def test_cfg_with_a_wrong_type_exits_2(tmp_path, run_cli):
     ]
     one_line_error(run_cli(argv, tmp_path), "--cfg", "mtl.epochs", "'two' is not of type 'number'")
     assert not (tmp_path / "m").exists()
-
-
-def one_line_error(r, *fragments: str) -> None:
-    assert r.returncode == 2, r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mtdnn: error: "), r.stderr
-    assert "Traceback" not in r.stderr
-    for f in fragments:
-        assert f in lines[0], (f, lines[0])
 
 
 def test_encoder_may_be_a_local_model_directory(tmp_path, run_cli):

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 from fixtures import read_tsv, write_tsv
-from test_train import tiny_encoder, train_mtl_args
+from helpers import REPO
+from tiny_runs import tiny_encoder, train_mtl_args
 
-REPO = Path(__file__).resolve().parents[1]
 TASKS = """\
 # A fact-checking task: does the evidence support the claim? (two labels, sentence pairs)
 claims:

@@ -25,13 +25,13 @@ from fixtures import (
     snli_record,
     write_tsv,
 )
+from helpers import REPO
 
 from mtdnn.data import MANIFEST, prepare_task
 from mtdnn.errors import MtdnnError
 from mtdnn.tasks import load_tasks
 
 TASKS = load_tasks()
-REPO = Path(__file__).resolve().parents[1]
 
 # Official GLUE sizes (train, dev, test); QNLI train is not obtainable offline; AX is test-only in
 # GLUE, and its labelled diagnostic-full.tsv is our `dev`.
@@ -241,44 +241,28 @@ def test_cli_check_and_tasks_with_shipped_params(cli):
 # --- fixtures in the official formats of the tasks that are too large to keep here ---------------
 
 
-def test_mnli_official_glue_format(derived_dir, tmp_path):
-    glue = tmp_path / "glue"
-    header, train = read_tsv(derived_dir / "MNLI" / "train_subset.glue.tsv", 30)
+def mnli_copy(derived: Path, glue: Path) -> tuple[dict, dict]:
+    """GLUE's MNLI layout from real rows: train (12 columns), dev (16) and test (the first 10)."""
+    header, train = read_tsv(derived / "MNLI" / "train_subset.glue.tsv", 30)
     assert header == MNLI_TRAIN_COLUMNS and all(len(r) == 12 for r in train)
-    dev = {}
+    write_tsv(glue / "MNLI" / "train.tsv", MNLI_TRAIN_COLUMNS, train)
+    splits = {"train": train}
     for kind in ("matched", "mismatched"):
-        header, rows = read_tsv(derived_dir / "MNLI" / f"dev_{kind}_sample1k.glue.tsv", 20)
+        header, rows = read_tsv(derived / "MNLI" / f"dev_{kind}_sample1k.glue.tsv", 20)
         assert header == MNLI_DEV_COLUMNS and all(len(r) == 16 for r in rows)
-        dev[kind] = rows
         write_tsv(glue / "MNLI" / f"dev_{kind}.tsv", header, rows)
         # test files: the first 10 columns (no labels), as in GLUE's test_{matched,mismatched}.tsv
         write_tsv(glue / "MNLI" / f"test_{kind}.tsv", MNLI_TEST_COLUMNS, [r[:10] for r in rows])
-    write_tsv(glue / "MNLI" / "train.tsv", MNLI_TRAIN_COLUMNS, train)
-
-    out = tmp_path / "mnli"
-    manifest = prepare_task(TASKS["mnli"], out, str(glue))
-    assert {s: v["rows"] for s, v in manifest["splits"].items()} == {
-        "train": 30,
-        "dev_matched": 20,
-        "dev_mismatched": 20,
-        "test_matched": 20,
-        "test_mismatched": 20,
-    }
-    df = pd.read_parquet(out / "train.parquet")
-    assert df["uid"].tolist() == [r[0] for r in train]
-    assert df["text_a"].tolist() == [r[8] for r in train]
-    assert df["text_b"].tolist() == [r[9] for r in train]
-    assert df["label"].tolist() == [r[11] for r in train]
-    mm = pd.read_parquet(out / "dev_mismatched.parquet")
-    assert mm["label"].tolist() == [r[15] for r in dev["mismatched"]]
-    assert pd.read_parquet(out / "test_matched.parquet")["label"].isna().all()
+        splits |= {f"dev_{kind}": rows, f"test_{kind}": rows}
+    # per split checked: the source columns of (uid, text_a, text_b, label)
+    return splits, {"train": (0, 8, 9, 11), "dev_mismatched": (0, 8, 9, 15)}
 
 
-def test_qqp_official_glue_format(derived_dir, tmp_path):
-    glue = tmp_path / "glue"
-    header, train = read_tsv(derived_dir / "QQP" / "train_subset.tsv", 40)
+def qqp_copy(derived: Path, glue: Path) -> tuple[dict, dict]:
+    """GLUE's QQP layout from real rows: train and dev with labels, test without."""
+    header, train = read_tsv(derived / "QQP" / "train_subset.tsv", 40)
     assert header == ["id", "qid1", "qid2", "question1", "question2", "is_duplicate"]
-    _, dev = read_tsv(derived_dir / "QQP" / "dev_sample1k.tsv", 25)
+    _, dev = read_tsv(derived / "QQP" / "dev_sample1k.tsv", 25)
     write_tsv(glue / "QQP" / "train.tsv", header, train)
     write_tsv(glue / "QQP" / "dev.tsv", header, dev)
     write_tsv(
@@ -286,19 +270,28 @@ def test_qqp_official_glue_format(derived_dir, tmp_path):
         ["id", "question1", "question2"],
         [[r[0], r[3], r[4]] for r in dev],
     )
+    return {"train": train, "dev": dev, "test": dev}, {"train": (0, 3, 4, 5), "dev": (0, 3, 4, 5)}
 
-    out = tmp_path / "qqp"
-    manifest = prepare_task(TASKS["qqp"], out, str(glue))
+
+@pytest.mark.parametrize("task, copy", [("mnli", mnli_copy), ("qqp", qqp_copy)])
+def test_official_glue_format_of_the_large_tasks(task, copy, derived_dir, tmp_path):
+    """MNLI and QQP, too large to keep whole, rebuilt in their official layouts from real rows."""
+    splits, checked = copy(derived_dir, tmp_path / "glue")
+    out = tmp_path / task
+    manifest = prepare_task(TASKS[task], out, str(tmp_path / "glue"))
     assert {s: v["rows"] for s, v in manifest["splits"].items()} == {
-        "train": 40,
-        "dev": 25,
-        "test": 25,
+        s: len(rows) for s, rows in splits.items()
     }
-    df = pd.read_parquet(out / "dev.parquet")
-    assert df["uid"].tolist() == [r[0] for r in dev]
-    assert df["text_a"].tolist() == [r[3] for r in dev]
-    assert df["label"].tolist() == [r[5] for r in dev]
-    assert set(pd.read_parquet(out / "train.parquet")["label"]) == {"0", "1"}
+    for split, (uid, text_a, text_b, label) in checked.items():
+        df = pd.read_parquet(out / f"{split}.parquet")
+        rows = splits[split]
+        assert df["uid"].tolist() == [r[uid] for r in rows]
+        assert df["text_a"].tolist() == [r[text_a] for r in rows]
+        assert df["text_b"].tolist() == [r[text_b] for r in rows]
+        assert df["label"].tolist() == [r[label] for r in rows]
+    assert set(pd.read_parquet(out / "train.parquet")["label"]) == set(TASKS[task].labels)
+    for split in (s for s in splits if s.startswith("test")):
+        assert pd.read_parquet(out / f"{split}.parquet")["label"].isna().all(), split
 
 
 def test_snli_official_jsonl_drops_no_consensus(derived_dir, tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-from test_train import distributed_project, torchrun, train_losses
+from tiny_runs import distributed_project, torchrun, train_losses
 
 from mtdnn import precision
 from mtdnn.distributed import Dist

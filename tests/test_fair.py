@@ -4,12 +4,12 @@ selection and the equal-exposure baseline."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from helpers import REPO
 from transformers import BertConfig, BertModel
 
 from mtdnn.batching import cap_rows, holdout_rows
@@ -23,7 +23,6 @@ from mtdnn.tasks import load_tasks
 from mtdnn.train import keep_if_best, scheduled_epochs, selection_score
 
 TASKS = load_tasks()
-REPO = Path(__file__).resolve().parents[1]
 # Training rows the default profile reads: the official GLUE train splits, and the derived MNLI
 # and QQP train subsets (../shared/data/derived/README.md).
 TRAIN_ROWS = {

@@ -4,7 +4,6 @@ resume to the same bits as an uninterrupted run."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import REPO, assert_same_weights, build_project, tiny_encoder, train_mtl_args
+from helpers import subprocess_env
+from tiny_runs import assert_same_weights, build_project, tiny_encoder, train_mtl_args
 
 from mtdnn.checkpoint import load_weights
 
@@ -48,7 +48,7 @@ def project(tmp_path_factory, glue_dir):
 
 def mtdnn(root: Path, args: list[str], fault: str | None = None) -> subprocess.CompletedProcess:
     """``python -m mtdnn ARGS`` in ``root``, SIGKILLed at ``fault`` (``point:n``) when given."""
-    env = os.environ | {"PYTHONPATH": str(REPO)}
+    env = subprocess_env()
     env.pop("MTDNN_FAULT", None)
     if fault:
         env["MTDNN_FAULT"] = fault

@@ -8,7 +8,6 @@ import hashlib
 import itertools
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -16,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REPO, job_stats
 
 from mtdnn.config import read_yaml, validate
 from mtdnn.errors import MtdnnError
 from mtdnn.grid import Grid
 from mtdnn.subsample import resolve_size, subsample
 
-REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "mtdnn" / "profiles"
 MODELS = ("base", "mtl", "mtdnn")
 # The local GLUE copy has QNLI's dev and test, but no train.tsv: QNLI cannot be trained there.
@@ -156,14 +155,6 @@ def test_size_labels() -> None:
     assert grid.size_label(549) == "n549"
     assert grid.size_label(0.001) == "p0.001"
     assert grid.size_label(1) == "p1"  # 1 means the whole pool, not one example
-
-
-def job_stats(text: str) -> dict[str, int]:
-    """The first 'Job stats' table of a Snakemake run: jobs per rule (without the total)."""
-    match = re.search(r"Job stats:\n\s*job\s+count\n\s*-+\s+-+\n((?:\s*\S+\s+\d+\n)+)", text)
-    assert match, f"no 'Job stats' table in:\n{text[-3000:]}"
-    rows = (line.split() for line in match.group(1).splitlines())
-    return {rule: int(n) for rule, n in rows if rule != "total"}
 
 
 def test_dry_run_owes_the_whole_default_grid(glue_dir, derived_dir, tmp_path) -> None:

@@ -14,14 +14,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from helpers import REPO, job_stats, subprocess_env
 from hub_fixtures import NLI, NO_CONSENSUS, drop_config, make_hub_mirror, read_rows
-from test_grid import job_stats
 
 from mtdnn.config import load_params
 from mtdnn.data import MANIFEST
 from mtdnn.grid import Grid
 
-REPO = Path(__file__).resolve().parents[1]
 ROWS = 24  # rows per split in the mirror
 GLUE_TASKS = ["cola", "sst2", "mrpc", "stsb", "rte", "wnli", "mnli", "qqp", "qnli"]
 
@@ -46,7 +45,7 @@ def profile(dest: Path, name: str, **data) -> Path:
         [sys.executable, "-m", "mtdnn", "profile", name, "--out", str(out)],
         check=True,
         capture_output=True,
-        env=os.environ | {"PYTHONPATH": str(REPO)},
+        env=subprocess_env(),
     )
     params = yaml.safe_load(out.read_text())
     params["data"] |= data

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fixtures import read_tsv
-from test_train import build_project, tiny_encoder
+from tiny_runs import build_project, tiny_encoder
 
 from mtdnn.adaptation import class_ids, draw_rows
 from mtdnn.cells import evaluate_cell

@@ -4,11 +4,10 @@ alike; encoders and checkpoints always load as float32 master weights."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import torch
-from test_train import TASKS, TINY, build_project, tiny_encoder
+from tiny_runs import TASKS, TINY, build_project, inside_tiny_project, tiny_encoder
 from transformers import BertModel
 
 from mtdnn.modelio import load_model
@@ -18,14 +17,8 @@ from mtdnn.train import fit
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, glue_dir):
-    root = tmp_path_factory.mktemp("memory")
-    encoder = tiny_encoder(root / "tiny-bert")
-    build_project(root, glue_dir, encoder, tasks=("rte",))
-    old = os.getcwd()
-    os.chdir(root)
-    torch.set_num_threads(1)
-    yield root, encoder
-    os.chdir(old)
+    with inside_tiny_project(tmp_path_factory.mktemp("memory"), glue_dir, tasks=("rte",)) as made:
+        yield made
 
 
 def test_gradient_checkpointing_recomputes_layers_and_trains_alike(project):

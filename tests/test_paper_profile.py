@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
+from helpers import REPO
 
 from mtdnn.config import TrainConfig, read_yaml, stage_config, validate
 from mtdnn.optim import make_optimizer
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

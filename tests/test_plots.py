@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from test_train import tiny_encoder
+from helpers import REPO
+from tiny_runs import tiny_encoder
 
-REPO = Path(__file__).resolve().parents[1]
 CFG = {"max_train_examples": 48, "max_eval_examples": 32, "batch_size": 8, "epochs": 2,
        "eval_each_epoch": True, "precision": "fp32"}  # fmt: skip
 
@@ -27,15 +27,12 @@ def rte(tmp_path_factory, glue_dir):
 
     root = tmp_path_factory.mktemp("plots")
     encoder = tiny_encoder(root / "tiny-bert")
-    old = os.getcwd()
-    os.chdir(root)
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
         assert main(["prepare", "--task", "rte", "--glue-dir", str(glue_dir)]) == 0
         assert (
             main(["tokenize", "--task", "rte", "--encoder", str(encoder), "--max-len", "64"]) == 0
         )
-    finally:
-        os.chdir(old)
     return root, encoder
 
 

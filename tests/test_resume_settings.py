@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_train import TASKS, TINY, assert_same_weights, build_project, run_tiny, tiny_encoder
+from tiny_runs import (
+    TASKS,
+    TINY,
+    assert_same_weights,
+    inside_tiny_project,
+    run_tiny,
+)
 
 from mtdnn.distributed import Dist
 from mtdnn.optim import linear_schedule, make_optimizer
@@ -20,14 +25,8 @@ from mtdnn.train import resume
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, glue_dir):
-    root = tmp_path_factory.mktemp("settings")
-    encoder = tiny_encoder(root / "tiny-bert")
-    build_project(root, glue_dir, encoder)
-    old = os.getcwd()
-    os.chdir(root)
-    torch.set_num_threads(1)
-    yield root, encoder
-    os.chdir(old)
+    with inside_tiny_project(tmp_path_factory.mktemp("settings"), glue_dir) as made:
+        yield made
 
 
 def settings(project, seed: int = 7, cfg=TINY) -> dict[str, str]:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import ast
-import os
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
+from helpers import REPO, subprocess_env
 from smoke_workflow import SNAKEMAKE, assert_nothing_owed, smoke_workflow
 
-REPO = Path(__file__).resolve().parents[1]
 SOURCES = sorted((REPO / "mtdnn").rglob("*.py")) + sorted((REPO / "benchmarks").glob("*.py"))
 
 
@@ -117,7 +115,7 @@ def test_offline_run_attempts_no_network(tmp_path, glue_dir, monkeypatch, cli):
 def test_concurrent_snakemake_runs_are_locked_out(tmp_path, glue_dir):
     """Two invocations on one tree: Snakemake's lock makes the second fail cleanly."""
     smoke_workflow(tmp_path)
-    env = os.environ | {"GLUE_DIR": str(glue_dir)}
+    env = subprocess_env({"GLUE_DIR": glue_dir})
     first = subprocess.Popen(
         [*SNAKEMAKE, "--cores", "1", "data"],
         cwd=tmp_path,

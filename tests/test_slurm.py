@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tests" / "cluster" / "slurm_e2e.sh"
 
 
