@@ -17,6 +17,7 @@ if str(_TESTS) not in sys.path:  # `import helpers` under any pytest import mode
     sys.path.insert(0, str(_TESTS))
 
 from helpers import DERIVED, GLUE, Result, run_cli  # noqa: E402
+from tiny_runs import inside_tiny_project  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +34,14 @@ def derived_dir() -> Path:
     if not (DERIVED / "SHA256SUMS").is_file():
         pytest.skip(f"derived real data not found at {DERIVED}")
     return DERIVED
+
+
+@pytest.fixture(scope="module")
+def tiny_project(tmp_path_factory, glue_dir):
+    """A tiny encoder with RTE and STS-B prepared and tokenized, as the working directory for the
+    module (one torch thread): (root, encoder)."""
+    with inside_tiny_project(tmp_path_factory.mktemp("tiny"), glue_dir) as made:
+        yield made
 
 
 @pytest.fixture(name="run_cli")

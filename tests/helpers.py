@@ -20,11 +20,13 @@ PROFILES = REPO / "mtdnn" / "profiles"
 BIN = Path(sys.executable).parent
 
 
-def subprocess_env(extra: Mapping[str, object | None] | None = None) -> dict[str, str]:
-    """This process's (offline) environment for a child: this checkout's package first on
+def subprocess_env(
+    extra: Mapping[str, object | None] | None = None, package: Path = REPO
+) -> dict[str, str]:
+    """This process's (offline) environment for a child: ``package`` (this checkout) first on
     PYTHONPATH, this venv's tools first on PATH, then ``extra`` (a value of None removes a name)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package), env.get("PYTHONPATH")]))
     env["PATH"] = os.pathsep.join(filter(None, [str(BIN), env.get("PATH")]))
     for key, value in (extra or {}).items():
         if value is None:

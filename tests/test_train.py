@@ -13,7 +13,6 @@ from tiny_runs import (
     assert_same_weights,
     build_project,
     distributed_project,
-    inside_tiny_project,
     run_tiny,
     tiny_encoder,
     torchrun,
@@ -24,36 +23,34 @@ from tiny_runs import (
 from mtdnn.runner import train
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory, glue_dir):
-    with inside_tiny_project(tmp_path_factory.mktemp("train"), glue_dir) as made:
-        yield made
-
-
-def test_resume_mid_epoch_is_bitwise_identical(project):
-    root, _ = project
-    full = run_tiny(project, "full")
-    assert run_tiny(project, "interrupted", stop_after=5) is None  # 5 of 8 steps of epoch 0
+def test_resume_mid_epoch_is_bitwise_identical(tiny_project):
+    root, _ = tiny_project
+    full = run_tiny(tiny_project, "full")
+    assert run_tiny(tiny_project, "interrupted", stop_after=5) is None  # 5 of 8 steps of epoch 0
     assert (root / "interrupted.resume" / "last" / "trainer_state.json").is_file()
     assert not (root / "interrupted").exists()  # no partial output
-    resumed = run_tiny(project, "interrupted")
+    resumed = run_tiny(tiny_project, "interrupted")
     assert_same_weights(root / "full", root / "interrupted")
     assert resumed["losses"] == full["losses"]
     assert [h.get("dev") for h in resumed["history"]] == [h.get("dev") for h in full["history"]]
     assert not (root / "interrupted.resume").exists()  # cleaned up after success
 
 
-def test_same_seed_same_metrics_other_seed_differs(project):
-    root, _ = project
-    a, b, c = run_tiny(project, "s7a"), run_tiny(project, "s7b"), run_tiny(project, "s8", seed=8)
+def test_same_seed_same_metrics_other_seed_differs(tiny_project):
+    root, _ = tiny_project
+    a, b, c = (
+        run_tiny(tiny_project, "s7a"),
+        run_tiny(tiny_project, "s7b"),
+        run_tiny(tiny_project, "s8", seed=8),
+    )
     assert a["history"] == b["history"] and a["losses"] == b["losses"]
     assert_same_weights(root / "s7a", root / "s7b")
     assert c["losses"] != a["losses"]
 
 
-def test_best_checkpoint_is_kept_by_holdout_score_never_dev(project):
-    root, _ = project
-    summary = run_tiny(project, "best", cfg=TINY.with_overrides(epochs=3, holdout_examples=24))
+def test_best_checkpoint_is_kept_by_holdout_score_never_dev(tiny_project):
+    root, _ = tiny_project
+    summary = run_tiny(tiny_project, "best", cfg=TINY.with_overrides(epochs=3, holdout_examples=24))
     scores = [h["score"] for h in summary["history"] if "score" in h]
     assert len(scores) == 3 and all("holdout" in h for h in summary["history"])
     assert summary["best_score"] == max(scores)
@@ -61,23 +58,23 @@ def test_best_checkpoint_is_kept_by_holdout_score_never_dev(project):
     assert all(h["dev"] != h["holdout"] for h in summary["history"])
 
 
-def test_without_holdout_the_last_epoch_is_the_model(project):
-    root, _ = project
-    last = run_tiny(project, "last", cfg=TINY.with_overrides(epochs=2))
+def test_without_holdout_the_last_epoch_is_the_model(tiny_project):
+    root, _ = tiny_project
+    last = run_tiny(tiny_project, "last", cfg=TINY.with_overrides(epochs=2))
     assert last["best_score"] is None and all("score" not in h for h in last["history"])
     # stopped in epoch 1 (16 batches an epoch): epoch 0 was evaluated on dev, nothing was kept
-    assert run_tiny(project, "last-stopped", stop_after=20) is None
+    assert run_tiny(tiny_project, "last-stopped", stop_after=20) is None
     assert (root / "last-stopped.resume" / "last").is_dir()
     assert not (root / "last-stopped.resume" / "best").exists()
 
 
-def test_compiled_encoder_trains_like_eager(project, tmp_path, glue_dir):
+def test_compiled_encoder_trains_like_eager(tiny_project, tmp_path, glue_dir):
     """`compile: true` runs the encoder under torch.compile: same checkpoint layout, same losses.
 
     The encoder has no dropout here, so eager and compiled runs draw no random numbers inside the
     compiled graph and must agree up to the fused kernels' rounding.
     """
-    root, _ = project
+    root, _ = tiny_project
     encoder = tiny_encoder(tmp_path / "no-dropout", dropout=0.0)
     build_project(root, glue_dir, encoder, tasks=("rte",))
     cfg = TINY.with_overrides(epochs=1, eval_each_epoch=False)

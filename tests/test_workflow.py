@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -25,10 +24,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO
+from helpers import REPO, subprocess_env
 
 GLUE = REPO.parent / "shared" / "data" / "glue"
-BIN = Path(sys.executable).parent
 CORES = "2"
 
 # What a clean checkout holds: everything but VCS data, environments, caches and pipeline outputs.
@@ -56,18 +54,12 @@ def copy_project(dest: Path) -> Path:
 
 
 def tool_env(package: Path, glue: Path | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "GLUE_DIR"}
-    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    if glue is not None:
-        env["GLUE_DIR"] = str(glue)
-    # The copy's package runs, so DVC's `mtdnn` dependency is exactly the code that ran.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package), env.get("PYTHONPATH")]))
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # snakemake, dvc, mtdnn of this venv
+    """The copy's package runs, so DVC's `mtdnn` dependency is exactly the code that ran; git
+    commits (experiments are commits) get an identity of their own."""
+    extra: dict[str, object | None] = {"GLUE_DIR": glue, "DVC_NO_ANALYTICS": "1"}
     for role in ("AUTHOR", "COMMITTER"):
-        env[f"GIT_{role}_NAME"] = "mtdnn tests"
-        env[f"GIT_{role}_EMAIL"] = "tests@mtdnn.invalid"
-    env["DVC_NO_ANALYTICS"] = "1"
-    return env
+        extra |= {f"GIT_{role}_NAME": "mtdnn tests", f"GIT_{role}_EMAIL": "tests@mtdnn.invalid"}
+    return subprocess_env(extra, package=package)
 
 
 @dataclass
