@@ -47,6 +47,7 @@ def class_ids(task: TaskSpec, labels: np.ndarray) -> np.ndarray:
 
 def adapt_cell(
     task: TaskSpec,
+    *,
     size: str,
     init: Path | None,
     seed: int,

@@ -411,15 +411,15 @@ def adapt(args) -> None:
     task = get_task(_tasks(params), args.task)
     adapt_cell(
         task,
-        args.size,
-        args.init_from,
-        args.seed,
-        cfg,
-        enc,
-        max_len,
-        args.out,
-        args.splits.split(","),
-        args.keep_model,
+        size=args.size,
+        init=args.init_from,
+        seed=args.seed,
+        cfg=cfg,
+        encoder=enc,
+        max_len=max_len,
+        out=args.out,
+        splits=args.splits.split(","),
+        keep_model=args.keep_model,
     )
 
 

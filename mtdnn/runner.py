@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -87,6 +86,7 @@ def build_run(
     seed: int,
     out: Path,
     init: Path | None = None,
+    *,
     train_rows: dict[str, np.ndarray] | None = None,
 ) -> Run:
     """``init`` None: the plain pre-trained encoder (the baseline); else an MT-DNN checkpoint."""
@@ -171,9 +171,21 @@ def _with_exposure(
     return cfg.with_overrides(epochs=epochs)
 
 
-def train(*args: Any, stop_after: int | None = None, **kwargs: Any) -> dict | None:
-    """``build_run(*args, **kwargs)`` then ``fit``; ``stop_after`` interrupts (tests)."""
-    run = build_run(*args, **kwargs)
+def train(
+    tasks: list[TaskSpec],
+    encoder: str,
+    max_len: int,
+    cfg: TrainConfig,
+    seed: int,
+    out: Path,
+    init: Path | None = None,
+    *,
+    train_rows: dict[str, np.ndarray] | None = None,
+    stop_after: int | None = None,
+) -> dict | None:
+    """:func:`build_run` then ``fit``; the summary, or None when ``stop_after`` steps interrupted
+    the run (tests)."""
+    run = build_run(tasks, encoder, max_len, cfg, seed, out, init, train_rows=train_rows)
     sizes = {t: len(d) for t, d in run.train.items()}
     log.info(
         "training %s on %s (device %s, %s, rank %d of %d)",
