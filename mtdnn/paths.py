@@ -25,7 +25,12 @@ def encoder_key(encoder: str) -> str:
 
 
 def tokenized_dir(encoder: str, max_len: int, task: str) -> Path:
-    return DATA / "tokenized" / f"{encoder_key(encoder)}-L{max_len}" / task
+    return tokenized_path(encoder_key(encoder), max_len, task)
+
+
+def tokenized_path(enc: str, max_len: int | str, task: str) -> Path:
+    """By the encoder's path component (``encoder_key``, or a Snakemake wildcard)."""
+    return DATA / "tokenized" / f"{enc}-L{max_len}" / task
 
 
 # Trained models and table cells live under a key: a short hash of the knobs that made them (and of

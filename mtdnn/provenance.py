@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from mtdnn import paths
 from mtdnn.fileio import read_json, sha256_json
 
 
@@ -30,7 +31,7 @@ def git_revision(cwd: Path | None = None) -> str:
     return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def data_checksums(model_config: dict, canonical_root: Path = Path("data/canonical")) -> dict:
+def data_checksums(model_config: dict, canonical_root: Path = paths.DATA / "canonical") -> dict:
     """sha256 of the canonical files the model was trained on, and of the raw files behind them."""
     raw = {}
     for task in model_config.get("data", {}):

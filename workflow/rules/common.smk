@@ -40,7 +40,7 @@ wildcard_constraints:
 
 def tokenized(task, enc=GRID.enc):
     """A task tokenized for an encoder (its path component; GLUE's encoder by default)."""
-    return f"data/tokenized/{enc}-L{GRID.max_len}/{task}"
+    return str(paths.tokenized_path(enc, GRID.max_len, task))
 
 
 def glue_models():

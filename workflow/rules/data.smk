@@ -2,7 +2,7 @@
 # without it, a tokenization that multi-task training needs could wait behind baseline fine-tunings).
 rule prepare:
     output:
-        directory("data/canonical/{task}"),
+        directory(str(paths.canonical_dir("{task}"))),
     log:
         "logs/prepare/{task}.log",
     priority: 20
@@ -22,9 +22,9 @@ rule prepare:
 
 rule tokenize:
     input:
-        "data/canonical/{task}",
+        str(paths.canonical_dir("{task}")),
     output:
-        directory("data/tokenized/{enc}-L{max_len}/{task}"),
+        directory(str(paths.tokenized_path("{enc}", "{max_len}", "{task}"))),
     log:
         "logs/tokenize/{enc}-L{max_len}/{task}.log",
     wildcard_constraints:
