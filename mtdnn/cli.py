@@ -6,26 +6,11 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable
 
 from mtdnn.errors import MtdnnError
+from mtdnn.verbs import COMMANDS
 
 log = logging.getLogger("mtdnn")
-COMMANDS: dict[str, tuple[Callable, Callable]] = {}
-
-
-def command(name: str, help: str):
-    """Register ``fn(args)`` under ``name``; the decorated ``add`` function declares its arguments."""
-
-    def wrap(add: Callable) -> Callable:
-        def register(run: Callable) -> Callable:
-            COMMANDS[name] = (add, run, help)
-            return run
-
-        return register
-
-    return wrap
-
 
 DESCRIPTION = """\
 MT-DNN reproducibility pipeline (Liu et al. 2019).

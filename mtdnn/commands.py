@@ -8,10 +8,10 @@ from importlib import resources
 from pathlib import Path
 
 from mtdnn import paths
-from mtdnn.cli import command
 from mtdnn.config import PARAMS, load_params, task_specs
 from mtdnn.errors import MtdnnError
 from mtdnn.tasks import get_task, parse_file_source
+from mtdnn.verbs import command
 
 log = logging.getLogger("mtdnn")
 

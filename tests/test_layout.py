@@ -1,0 +1,57 @@
+"""The code's layering, read statically: no import cycle inside the package (every import counts,
+deferred ones in functions too), and no test module imports another test module."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from helpers import REPO
+
+
+def imported_modules(path: Path, package: str) -> set[str]:
+    """Every ``package.x`` module that ``path`` imports, at any depth of its code."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == package:
+                names |= {f"{package}.{alias.name}" for alias in node.names}
+            else:
+                names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+    return names
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One path per cycle start (enough to name it), by depth-first search from every node."""
+    found = []
+
+    def walk(start: str, node: str, path: list[str]) -> None:
+        for nxt in sorted(graph[node]):
+            if nxt == start:
+                found.append(path)
+            elif nxt not in path and nxt > start:
+                walk(start, nxt, [*path, nxt])
+
+    for node in sorted(graph):
+        walk(node, node, [node])
+    return found
+
+
+def test_the_package_has_no_import_cycle():
+    modules = {f"mtdnn.{p.stem}": p for p in (REPO / "mtdnn").glob("*.py")}
+    graph = {m: imported_modules(p, "mtdnn") & set(modules) for m, p in modules.items()}
+    assert sum(map(len, graph.values())) > 100  # the graph was read, not empty
+    assert cycles(graph) == []
+
+
+def test_cycle_search_finds_a_two_module_cycle():
+    assert cycles({"a": {"b"}, "b": {"a", "c"}, "c": set()}) == [["a", "b"]]
+
+
+def test_no_test_module_imports_another():
+    tests = {p.stem for p in (REPO / "tests").glob("test_*.py")}
+    for path in sorted((REPO / "tests").glob("*.py")):
+        imported = {name.split(".")[0] for name in imported_modules(path, "tests")}
+        assert not imported & tests, (path.name, sorted(imported & tests))
