@@ -91,7 +91,7 @@ def task_specs(names: list[str]):
 def prepare(task, glue_dir: str) -> Path:
     """Canonical parquet for ``task`` under ./data/canonical (a no-op when up to date)."""
     from mtdnn import paths
-    from mtdnn.data import prepare_task
+    from mtdnn.prepare import prepare_task
 
     out = paths.canonical_dir(task.name)
     prepare_task(task, out, glue_dir)
@@ -100,8 +100,8 @@ def prepare(task, glue_dir: str) -> Path:
 
 def tokenize(task, encoder: str, max_len: int) -> Path:
     from mtdnn import paths
-    from mtdnn.encoders import resolve_encoder
-    from mtdnn.tokenization import tokenize_task
+    from mtdnn.model.encoders import resolve_encoder
+    from mtdnn.tokenize import tokenize_task
 
     out = paths.tokenized_dir(encoder, max_len, task.name)
     tokenize_task(task, paths.canonical_dir(task.name), out, resolve_encoder(encoder), max_len)

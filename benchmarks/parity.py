@@ -2,8 +2,8 @@
 
 For each task and seed, both train the same encoder from the same pre-trained weights:
 
-* mtdnn: ``mtdnn.runner.build_run`` (which resolves the rows, the equal-exposure epochs and the
-  pooling exactly as ``mtdnn finetune`` does) then ``mtdnn.train.fit``; no best-epoch selection.
+* mtdnn: ``mtdnn.train.build_run`` (which resolves the rows, the equal-exposure epochs and the
+  pooling exactly as ``mtdnn finetune`` does) then ``mtdnn.training.loop.fit``; no best-epoch selection.
 * HF ``Trainer``: on mtdnn's own training rows (the same token ids, taken from the built run),
   for the same number of optimizer updates (counted in mtdnn's run), with the same lr, batch size,
   warm-up ratio, weight decay (0.01, biases and LayerNorm excluded), grad-norm clip, linear
@@ -49,9 +49,9 @@ if TYPE_CHECKING:
     import torch
     from transformers import Trainer, TrainingArguments
 
-    from mtdnn.batching import TaskData
     from mtdnn.config import TrainConfig
     from mtdnn.tasks import TaskSpec
+    from mtdnn.training.batching import TaskData
 
 FULL = {"lr": 5e-5, "epochs": 3.0, "warmup": 0.1}  # ANCHORS.md's HF Trainer quality setting
 NOISE = 2.0  # points: a difference within this (or within the larger std) is "parity"
@@ -139,7 +139,7 @@ def cap(cfg: TrainConfig, n: int | None) -> TrainConfig:
 def dev_sets(spec: TaskSpec, encoder: str, max_len: int) -> list[TaskData]:
     """Every official dev split of ``spec``, in full, from mtdnn's tokenized cache."""
     from mtdnn import paths
-    from mtdnn.batching import load_task_data
+    from mtdnn.training.batching import load_task_data
 
     tok = paths.tokenized_dir(encoder, max_len, spec.name)
     return [load_task_data(spec, tok, s) for s in spec.dev_splits if (tok / f"{s}.arrow").is_file()]
@@ -161,9 +161,9 @@ def run_ours(
     """``build_run`` + ``fit`` as ``mtdnn finetune`` does; updates counted, dev scored in full."""
     import torch
 
-    from mtdnn import train as T
-    from mtdnn.evaluate import decode, infer, score
-    from mtdnn.runner import build_run
+    from mtdnn.model.inference import decode, infer, score
+    from mtdnn.train import build_run
+    from mtdnn.training import loop as T
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -319,7 +319,7 @@ def hf_trainer(
         set_seed,
     )
 
-    from mtdnn.encoders import resolve_encoder
+    from mtdnn.model.encoders import resolve_encoder
 
     class LrLog(TrainerCallback):
         def on_step_begin(self, args, state, control, optimizer=None, **kw) -> None:
@@ -533,8 +533,8 @@ def report(budget: str, env: dict, setup: dict, summary: list[dict], runs: list[
 
 def run_budget(budget: str, args: argparse.Namespace, work: Path) -> dict:
     """Every (task, seed) pair of one budget, mtdnn first (HF then copies its rows and updates)."""
-    from mtdnn.encoders import resolve_encoder
     from mtdnn.errors import MtdnnError
+    from mtdnn.model.encoders import resolve_encoder
 
     resolve_encoder(args.encoder)  # fail fast on an unknown encoder
     outcomes: list[Outcome] = []

@@ -36,7 +36,7 @@ TASKS = ("rte", "mrpc", "stsb", "cola")
 # --- Part 1: bookkeeping without a model ---------------------------------------------------------
 def synthetic(name: str, n: int, rng: np.random.Generator):
     """A TaskData of ``n`` examples with GLUE-like lengths (8..128 tokens)."""
-    from mtdnn.batching import TaskData
+    from mtdnn.training.batching import TaskData
 
     spec = common.task_specs(["rte"])[0]
     lengths = rng.integers(8, 129, size=n)
@@ -51,9 +51,9 @@ def synthetic(name: str, n: int, rng: np.random.Generator):
 
 def bookkeeping(tasks: dict, batch_size: int) -> float:
     """Seconds for one epoch's plan, every batch collated, the caps and the metrics."""
-    from mtdnn.batching import cap_rows, collate
-    from mtdnn.evaluate import score
-    from mtdnn.sampling import MultiTaskSampler
+    from mtdnn.model.inference import score
+    from mtdnn.training.batching import cap_rows, collate
+    from mtdnn.training.sampling import MultiTaskSampler
 
     t = time.perf_counter()
     for name, data in tasks.items():
@@ -84,9 +84,9 @@ def part_bookkeeping(base: int, repeats: int) -> list[list[str]]:
 # --- Part 2: real training and evaluation --------------------------------------------------------
 def fit_once(names: list[str], rows: int, args, tmp: Path) -> tuple[float, int]:
     """One epoch of ``fit`` with its end-of-epoch dev evaluation; returns (seconds, real tokens)."""
-    from mtdnn import train as T
     from mtdnn.config import TrainConfig
-    from mtdnn.runner import build_run
+    from mtdnn.train import build_run
+    from mtdnn.training import loop as T
 
     cfg = TrainConfig(
         max_train_examples=rows, max_eval_examples=rows, epochs=1, eval_each_epoch=True

@@ -52,7 +52,7 @@ def stage_breakdown(task, canonical: Path, tok, max_len: int) -> dict[str, float
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mtdnn import tokenization as T
+    from mtdnn import tokenize as T
 
     st: dict[str, float] = {}
     t = time.perf_counter()
@@ -113,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     common.setup_env(args.threads)
 
     with common.scratch(args.workdir, args.keep):
-        from mtdnn.batching import load_task_data
-        from mtdnn.encoders import resolve_encoder
-        from mtdnn.tokenization import load_tokenizer, tokenize_task
+        from mtdnn.model.encoders import resolve_encoder
+        from mtdnn.tokenize import load_tokenizer, tokenize_task
+        from mtdnn.training.batching import load_task_data
 
         (task,) = common.task_specs([args.task])
         canonical = train_only_canonical(task, common.prepare(task, args.glue_dir))

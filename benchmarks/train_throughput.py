@@ -1,14 +1,14 @@
 """Training throughput of mtdnn's trainer against HF Trainer and a plain PyTorch loop, side by side.
 
 Every contender trains the bundled MiniLM-L6 on the same fixed rows of real GLUE train data (the
-rows ``TrainConfig(max_train_examples=N)`` picks: ``mtdnn.batching.cap_rows`` with data_seed 0),
+rows ``TrainConfig(max_train_examples=N)`` picks: ``mtdnn.training.batching.cap_rows`` with data_seed 0),
 with the same token ids (mtdnn's tokenized cache), batch 32, max_len 128, lr 5e-5, grad clip 1.0:
 
   (a) HF Trainer, every example padded to 128, fp32 (run_glue.py's default)
   (b) HF Trainer, DataCollatorWithPadding + train_sampling_strategy="group_by_length", bf16, use_cpu
   (c) a plain PyTorch loop: length-sorted buckets, dynamic padding, bf16 autocast, fused AdamW
-  (d) mtdnn.train.fit on one task (build_run, TrainConfig(epochs=1, precision="auto"))
-  (e) mtdnn.train.fit on all tasks at once (Algorithm 1: shuffled pool of task-homogeneous batches)
+  (d) mtdnn.training.loop.fit on one task (build_run, TrainConfig(epochs=1, precision="auto"))
+  (e) mtdnn.training.loop.fit on all tasks at once (Algorithm 1: shuffled pool of task-homogeneous batches)
 
 Timing: each contender first runs ``--warmup`` steps (not timed; same model, same process), then
 one full epoch over the rows is timed, from before the first batch is collated to the end of the
@@ -95,7 +95,7 @@ class Rows:
 
 def load_rows(specs, n: int, encoder: str, max_len: int) -> dict[str, Rows]:
     from mtdnn import paths
-    from mtdnn.batching import cap_rows, load_task_data
+    from mtdnn.training.batching import cap_rows, load_task_data
 
     out = {}
     for spec in specs:
@@ -334,9 +334,9 @@ def run_plain(r: Rows, enc_path: str, warmup: int) -> Result:
 def run_ours(key: str, rs: list[Rows], encoder: str, max_len: int, tmp: Path, warmup: int):
     import torch
 
-    from mtdnn import train as T
     from mtdnn.config import TrainConfig
-    from mtdnn.runner import build_run
+    from mtdnn.train import build_run
+    from mtdnn.training import loop as T
 
     n = max(len(r.rows) for r in rs)
     cfg = TrainConfig(
@@ -560,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     common.setup_env(args.threads)
     import torch
 
-    from mtdnn.encoders import resolve_encoder
+    from mtdnn.model.encoders import resolve_encoder
 
     started = time.perf_counter()
     with common.scratch(args.workdir, args.keep) as work:

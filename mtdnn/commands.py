@@ -51,7 +51,7 @@ def _add_prepare(p) -> None:
     _add_prepare
 )
 def prepare(args) -> None:
-    from mtdnn.data import prepare_task
+    from mtdnn.prepare import prepare_task
 
     params = _params(args)
     task = get_task(_tasks(params), args.task)
@@ -99,8 +99,8 @@ def _add_tokenize(p) -> None:
     _add_tokenize
 )
 def tokenize(args) -> None:
-    from mtdnn.encoders import resolve_encoder
-    from mtdnn.tokenization import tokenize_task
+    from mtdnn.model.encoders import resolve_encoder
+    from mtdnn.tokenize import tokenize_task
 
     params = _params(args)
     task = get_task(_tasks(params), args.task)
@@ -213,7 +213,7 @@ def _write_cells(args, targets: dict, params: dict | None) -> None:
     per table cell): one cell JSON per task in ``targets`` ({task name: path})."""
     import os
 
-    from mtdnn.cells import evaluate_cell
+    from mtdnn.evaluate import evaluate_cell
 
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 alone writes the cells
         return
@@ -254,7 +254,7 @@ def _stage_encoder(params: dict, stage: str) -> str:
 def train_mtl(args) -> None:
     # Knobs first: bad ones fail in a second, before torch loads.
     cfg, enc, max_len, params = _train_inputs(args, "mtl", None)
-    from mtdnn.runner import train
+    from mtdnn.train import train
 
     specs = _tasks(params)
     tasks = [get_task(specs, t) for t in args.tasks.split(",") if t]
@@ -271,7 +271,7 @@ def train_mtl(args) -> None:
 def finetune(args) -> None:
     init = "base" if args.init_from is None else "mtdnn"
     cfg, enc, max_len, params = _train_inputs(args, "finetune", args.task, init)
-    from mtdnn.runner import train
+    from mtdnn.train import train
 
     task = get_task(_tasks(params), args.task)
     done = train(
@@ -298,7 +298,7 @@ def _add_evaluate(p) -> None:
     "evaluate", "evaluate a model on a task's dev splits; write one table cell with provenance"
 )(_add_evaluate)
 def evaluate(args) -> None:
-    from mtdnn.cells import evaluate_cell
+    from mtdnn.evaluate import evaluate_cell
 
     cell = dict(_kv(c) for c in args.cell)
     splits = args.splits.split(",") if args.splits else None
@@ -334,7 +334,7 @@ def _add_report(p) -> None:
     _add_report
 )
 def report(args) -> None:
-    from mtdnn import report as rep
+    from mtdnn.report.glue import glue as rep
 
     skipped = [t for t in args.skipped.split(",") if t]
     rep.build(
@@ -405,7 +405,7 @@ def _add_adapt(p) -> None:
     _add_adapt
 )
 def adapt(args) -> None:
-    from mtdnn.adaptation import adapt_cell
+    from mtdnn.adapt import adapt_cell
 
     cfg, enc, max_len, params = _train_inputs(args, "adapt", None)
     task = get_task(_tasks(params), args.task)
@@ -438,7 +438,7 @@ def _add_subsample(p) -> None:
 def subsample_cmd(args) -> None:
     import pandas as pd
 
-    from mtdnn.adaptation import draw_rows
+    from mtdnn.adapt import draw_rows
     from mtdnn.fileio import atomic_path
 
     task = get_task(_tasks(_params(args)), args.task)
@@ -459,7 +459,7 @@ def _add_export(p) -> None:
     _add_export
 )
 def export(args) -> None:
-    from mtdnn.release import export_encoder
+    from mtdnn.export import export_encoder
 
     export_encoder(args.model, args.out)
     log.info("encoder exported to %s", args.out)
@@ -480,7 +480,7 @@ def predict_cmd(args) -> None:
     import sys
 
     from mtdnn.fileio import atomic_path
-    from mtdnn.release import predict, read_inputs
+    from mtdnn.predict import predict, read_inputs
 
     if args.input is None and not args.text_a:
         raise MtdnnError("predict: give --input FILE or at least one --text-a")
@@ -504,7 +504,7 @@ def _add_submit(p) -> None:
     _add_submit
 )
 def submit(args) -> None:
-    from mtdnn.submission import write_task
+    from mtdnn.submit import write_task
 
     registry = _tasks(_params(args))
     for path in write_task(args.model, get_task(registry, args.task), args.out, registry):

@@ -15,9 +15,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-from mtdnn.encoders import ALIASES
 from mtdnn.errors import MtdnnError
-from mtdnn.sources import expand_path
+from mtdnn.ingest.sources import expand_path
+from mtdnn.model.encoders import ALIASES
 from mtdnn.tasks import DuplicateKeyError, TaskSpec, UniqueKeyLoader, load_tasks
 
 PARAMS = "params.yaml"

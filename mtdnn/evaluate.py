@@ -1,61 +1,80 @@
-"""Evaluation: batched inference under ``inference_mode``, metrics, and predictions with their uids."""
+"""`mtdnn evaluate`: one table cell: evaluate a model on one task and write metrics plus provenance as JSON."""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-import torch
+import logging
+import time
+from pathlib import Path
 
-from mtdnn.batching import TaskData, collate
-from mtdnn.heads import predictions
-from mtdnn.metrics import compute_metrics
-from mtdnn.precision import autocast
-from mtdnn.tasks import TaskType
+from mtdnn import paths
+from mtdnn.fileio import atomic_path, read_json, write_json
+from mtdnn.model.build import load_model
+from mtdnn.model.inference import decode, infer, prediction_frame, score
+from mtdnn.provenance import provenance
+from mtdnn.tasks import TaskSpec, load_tasks
+from mtdnn.training.batching import cap_rows, is_labelled, load_task_data, require_labels
+from mtdnn.training.precision import pick_device, resolve_dtype
 
-
-@torch.inference_mode()
-def infer(model, task: str, data: TaskData, batch_size: int, device, dtype) -> np.ndarray:
-    """Raw head outputs (N, C) in the data's row order. Long examples go first so that each batch
-    pads to a similar length; the sort is undone at the end."""
-    model.eval()
-    order = np.argsort(-data.lengths, kind="stable")
-    outs = []
-    for lo in range(0, len(order), batch_size):
-        batch = collate(data, order[lo : lo + batch_size])
-        inputs = {k: v.to(device) for k, v in batch.items() if k not in ("labels", "groups")}
-        with autocast(device, dtype):
-            outs.append(model(task, **inputs).float().cpu())
-    result = torch.cat(outs).numpy()
-    restored = np.empty_like(result)
-    restored[order] = result
-    return restored
+log = logging.getLogger(__name__)
 
 
-def decode(data: TaskData, outputs: np.ndarray) -> np.ndarray:
-    """Outputs → predicted label ids (classification, ranking) or scores (regression)."""
-    groups = torch.from_numpy(data.groups) if data.groups is not None else None
-    return predictions(data.task, torch.from_numpy(outputs), groups).numpy()
+def evaluate_cell(
+    model_dir: Path,
+    task: TaskSpec,
+    out: Path,
+    splits: list[str] | None,
+    predictions: Path | None,
+    cell: dict,
+    batch_size: int = 256,
+    registry: dict[str, TaskSpec] | None = None,
+) -> dict:
+    """``registry`` must hold every task the model has a head for (params' custom tasks too)."""
+    start = time.perf_counter()
+    registry = (registry if registry is not None else load_tasks()) | {task.name: task}
+    model, cfg = load_model(model_dir, registry, extra=[task])
+    device = pick_device()
+    dtype = resolve_dtype(cfg["train_config"].get("precision", "auto"), device)
+    model.to(device)
+    tok_dir = paths.tokenized_dir(cfg["encoder"], cfg["max_len"], task.name)
+    results = {}
+    for split in splits or list(task.dev_splits):
+        data = _capped(load_task_data(task, tok_dir, split), cfg["train_config"])
+        # A labelled split is scored, and a row without a label there is an error, never a
+        # reason to leave the metric out; only a declared unlabelled split (GLUE test) is not.
+        scored = task.is_labelled(split) or is_labelled(data)
+        if scored:
+            require_labels(data, f"{tok_dir}/{split}.arrow (labelled split of task {task.name})")
+        preds = decode(data, infer(model, task.name, data, batch_size, device, dtype))
+        if predictions is not None:
+            _write_predictions(
+                predictions / f"{task.name}-{split}.tsv", prediction_frame(data, preds)
+            )
+        if scored:
+            results[split] = score(data, preds)
+    train_seconds = _train_seconds(model_dir)
+    doc = {
+        "cell": cell | {"task": task.name},
+        "metrics": results,
+        "provenance": provenance(
+            cfg, cfg.get("seed", -1), train_seconds + time.perf_counter() - start
+        ),
+    }
+    write_json(out, doc)
+    log.info("%s %s: %s", task.name, cell, results)
+    return doc
 
 
-def labels_for_metrics(data: TaskData) -> np.ndarray:
-    if data.task.type is TaskType.RANKING:
-        return (data.labels == data.task.labels.index(data.task.positive_label)).astype(int)
-    return data.labels
+def _capped(data, train_config: dict):
+    """The same dev rows the run selected its checkpoint on (all of them unless the profile caps)."""
+    cap = train_config.get("max_eval_examples")
+    return data.subset(cap_rows(len(data), cap, train_config.get("data_seed", 0), data.task.name))
 
 
-def score(data: TaskData, preds: np.ndarray) -> dict[str, float]:
-    return compute_metrics(data.task, preds, labels_for_metrics(data))
+def _train_seconds(model_dir: Path) -> float:
+    summary = model_dir / "train_summary.json"
+    return read_json(summary).get("train_seconds", 0.0) if summary.is_file() else 0.0
 
 
-def prediction_frame(data: TaskData, preds: np.ndarray) -> pd.DataFrame:
-    """uid, prediction (GLUE label string or score), gold label when known."""
-    task = data.task
-    if task.type is TaskType.REGRESSION:
-        return pd.DataFrame({"uid": data.uids, "prediction": preds, "label": data.labels})
-    if task.type is TaskType.RANKING:
-        pos, neg = task.positive_label, next(x for x in task.labels if x != task.positive_label)
-        names = np.where(preds == 1, pos, neg)
-    else:
-        names = np.asarray(task.labels, dtype=object)[preds]
-    gold = [task.labels[i] if i >= 0 else None for i in data.labels]
-    return pd.DataFrame({"uid": data.uids, "prediction": names, "label": gold})
+def _write_predictions(path: Path, frame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 from mtdnn import paths
 from mtdnn.config import stage_config, task_specs
 from mtdnn.errors import MtdnnError
-from mtdnn.sources import expand_path, hub_offline, split_files
+from mtdnn.ingest.sources import expand_path, hub_offline, split_files
 from mtdnn.tasks import TaskSpec
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ GLUE_DEV = {
 
 # GLUE test, Table 2 (BERT-large's row as the paper reprints it from BERT): column -> (BERT-large,
 # MT-DNN). The published GLUE scores, 80.5 and 82.7, follow from these rows by GLUE's rule
-# (mtdnn.report.glue_score): tests check that they do.
+# (mtdnn.report.glue.glue_score): tests check that they do.
 GLUE_TEST = {
     "cola/mcc": (60.5, 62.5),
     "sst2/accuracy": (94.9, 95.6),

@@ -1,373 +1,200 @@
-"""The training loop shared by multi-task training, fine-tuning, the baseline and adaptation."""
+"""`mtdnn train-mtl` and `mtdnn finetune`: assemble a training run from tasks, an init (plain
+encoder or checkpoint) and a config, then run the loop (``mtdnn.training.loop``)."""
 
 from __future__ import annotations
 
 import logging
-import math
-import time
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from mtdnn import faults
-from mtdnn.batching import TaskData, collate
-from mtdnn.checkpoint import (
-    CONFIG,
-    STATE,
-    WEIGHTS,
-    load_trainer_state,
-    load_weights,
-    save_checkpoint,
-    save_weights,
-    write_model,
-)
+from mtdnn import paths
 from mtdnn.config import TrainConfig
-from mtdnn.distributed import Dist
-from mtdnn.evaluate import decode, infer, score
-from mtdnn.fileio import atomic_dir, read_json, recover_dir, sha256_file, sha256_json, write_json
-from mtdnn.heads import relevance_labels, task_loss
-from mtdnn.optim import linear_schedule, make_optimizer
-from mtdnn.plots import write_training_plots
-from mtdnn.precision import autocast, grad_scaler
-from mtdnn.sampling import MultiTaskSampler
-from mtdnn.tasks import TaskType
+from mtdnn.errors import MtdnnError
+from mtdnn.fileio import read_json
+from mtdnn.model.build import check_encoder, from_pretrained, init_from_checkpoint, model_options
+from mtdnn.model.checkpoint import read_config
+from mtdnn.model.encoders import resolve_encoder, resolve_pooling
+from mtdnn.tasks import TaskSpec, TaskType
+from mtdnn.tokenize import load_tokenizer
+from mtdnn.training.batching import TaskData, cap_rows, holdout_rows, load_task_data, require_labels
+from mtdnn.training.distributed import Dist
+from mtdnn.training.loop import Run, fit
+from mtdnn.training.precision import pick_device, resolve_dtype
 
 log = logging.getLogger(__name__)
-LOG_EVERY = 20  # steps between loss read-backs: each .item() is a host sync on GPU
 
 
-@dataclass
-class Run:
-    """Everything one training run needs. ``meta`` becomes the checkpoint's config.json."""
+def train_cap(task: str, cfg: TrainConfig) -> int | None:
+    """Training rows of ``task`` this run uses: the equal-exposure baseline takes the multi-task
+    rows; multi-task training may cap tasks differently (``mtl.per_task``)."""
+    if cfg.exposure is not None:
+        return cfg.exposure["max_train_examples"]
+    return (cfg.task_caps or {}).get(task, cfg.max_train_examples)
 
-    model: torch.nn.Module
-    train: dict[str, TaskData]
-    dev: dict[str, list[TaskData]]
-    cfg: TrainConfig
-    seed: int
-    out: Path
-    meta: dict
-    tokenizer: object
-    device: torch.device
-    dtype: torch.dtype | None
-    dist: Dist = field(default_factory=Dist)
-    # Held-out training rows to pick the best epoch on (``holdout_examples``); empty: no selection.
-    holdout: dict[str, list[TaskData]] = field(default_factory=dict)
-    scaler: torch.amp.GradScaler = field(init=False)
 
-    def __post_init__(self) -> None:
-        # fp16 loss scaling follows device and dtype; its state is part of the resume state.
-        self.scaler = grad_scaler(self.device, self.dtype)
+def load_train(
+    task: TaskSpec, tok_dir: Path, cfg: TrainConfig, rows: np.ndarray | None = None
+) -> tuple[TaskData, TaskData | None]:
+    """(training rows, held-out rows for best-epoch selection or None)."""
+    if task.train_split is None:
+        raise MtdnnError(f"task {task.name} has no training split")
+    data = load_task_data(task, tok_dir, task.train_split)
+    require_labels(data, f"{tok_dir}/{task.train_split}.arrow")
+    held = cfg.holdout_examples or 0
+    if rows is None:
+        rows = cap_rows(len(data), train_cap(task.name, cfg), cfg.data_seed, task.name, held)
+    holdout = data.subset(holdout_rows(len(data), held, cfg.data_seed, task.name)) if held else None
+    return data.subset(rows), holdout
 
-    @property
-    def resume_dir(self) -> Path:
-        return self.out.with_name(self.out.name + ".resume")
 
-    @cached_property
-    def settings(self) -> dict[str, str]:
-        """Hashes of what decides this run's trajectory, by part: every ``meta`` entry (knobs,
-        tasks, seed, encoder, max_len, init, data sha256s), the training rows, and the content of
-        the init checkpoint. A resume state saved under other settings is never continued."""
-        parts = {key: sha256_json(value) for key, value in self.meta.items()}
-        parts["rows"] = sha256_json({t: d.uids.tolist() for t, d in self.train.items()})
-        init = self.meta.get("init", "base")
-        if init != "base":
-            parts["init_checkpoint"] = sha256_json(
-                [sha256_file(Path(init) / name) for name in (CONFIG, WEIGHTS)]
+def exposure_epochs(cfg: TrainConfig, n_rows: int, n_available: int) -> float:
+    """Epochs that give the baseline, on its ``n_rows`` (the multi-task rows), as many example
+    passes as MT-DNN gets: multi-task epochs over those rows plus fine-tuning epochs over the
+    fine-tuning rows (a prefix of them)."""
+    n_ft = min(n_available, cfg.max_train_examples or n_available)
+    return cfg.exposure["epochs"] + cfg.epochs * n_ft / n_rows
+
+
+def calibrate_regression_heads(model, train: dict[str, TaskData]) -> None:
+    """A fresh regression head starts at the mean training label (STS-B's 2.7, not 0): otherwise
+    its first hundred updates only learn the offset, and a short schedule ends uncalibrated."""
+    for name in sorted(model.fresh_heads & set(train)):
+        data = train[name]
+        if data.task.type is TaskType.REGRESSION:
+            with torch.no_grad():
+                model.heads[name].out.bias.fill_(float(np.mean(data.labels)))
+
+
+def load_dev(task: TaskSpec, tok_dir: Path, cfg: TrainConfig) -> list[TaskData]:
+    out = []
+    for split in task.dev_splits:
+        if (tok_dir / f"{split}.arrow").is_file():
+            data = load_task_data(task, tok_dir, split)
+            out.append(
+                data.subset(cap_rows(len(data), cfg.max_eval_examples, cfg.data_seed, task.name))
             )
-        return parts
+    return out
 
 
-@dataclass
-class Position:
-    epoch: int = 0
-    step: int = 0  # next step within the epoch
-    done: int = 0  # batches processed in total
-    best: float | None = None
-    history: list = field(default_factory=list)
-    losses: list = field(default_factory=list)  # per batch, kept so resumed runs report them all
-    pending: list = field(default_factory=list)  # this process's loss tensors, read back lazily
-
-
-def make_sampler(run: Run) -> MultiTaskSampler:
-    lengths = {t: d.lengths for t, d in run.train.items()}
-    groups = {t: d.groups for t, d in run.train.items() if d.groups is not None}
-    return MultiTaskSampler(
-        lengths,
-        run.cfg.batch_size,
-        run.seed,
-        run.cfg.sampler,
-        run.cfg.temperature,
-        run.cfg.group_by_length,
-        groups or None,
-    )
-
-
-def step_loss(run: Run, engine, task: str, rows: np.ndarray) -> torch.Tensor:
-    """Forward one task-homogeneous batch and return its (unscaled) loss."""
-    data = run.train[task]
-    batch = {
-        k: v.to(run.device, non_blocking=True)
-        for k, v in collate(data, run.dist.shard(rows, data.groups)).items()
+def build_run(
+    tasks: list[TaskSpec],
+    encoder: str,
+    max_len: int,
+    cfg: TrainConfig,
+    seed: int,
+    out: Path,
+    init: Path | None = None,
+    *,
+    train_rows: dict[str, np.ndarray] | None = None,
+) -> Run:
+    """``init`` None: the plain pre-trained encoder (the baseline); else an MT-DNN checkpoint."""
+    if init is not None:
+        check_encoder(init, encoder)  # before any data is read: fail fast on a mismatched start
+    torch.manual_seed(seed)  # head initialisation and dropout stream
+    device = pick_device()
+    dist = Dist.from_env(device)
+    enc_path = resolve_encoder(encoder)
+    tok_dirs = {t.name: paths.tokenized_dir(encoder, max_len, t.name) for t in tasks}
+    loaded = {
+        t.name: load_train(t, tok_dirs[t.name], cfg, (train_rows or {}).get(t.name)) for t in tasks
     }
-    labels, groups = batch.pop("labels"), batch.pop("groups", None)
-    if data.task.type is TaskType.RANKING:
-        labels = relevance_labels(data.task, labels)
-    with autocast(run.device, run.dtype):
-        out = engine(task, **batch)
-    log_probs = run.model.returns_log_probs(task)
-    return task_loss(
-        data.task, out.float(), labels, groups, run.cfg.ranking_gamma, log_probs=log_probs
+    train = {t: rows for t, (rows, _) in loaded.items()}
+    holdout = {t: [held] for t, (_, held) in loaded.items() if held is not None}
+    cfg = _with_exposure(cfg, tasks, tok_dirs, train)
+    dev = {t.name: load_dev(t, tok_dirs[t.name], cfg) for t in tasks}
+    opts = model_options(tasks, cfg, _pooling(cfg, enc_path, init))
+    if init is None:
+        model = from_pretrained(enc_path, tasks, opts)
+    else:
+        model = init_from_checkpoint(init, tasks, opts, encoder, cfg.keep_head)
+    calibrate_regression_heads(model, train)
+    meta = {
+        "encoder": encoder,
+        "encoder_config": model.encoder.config.to_dict(),
+        "tasks": [t.name for t in tasks],
+        "model_options": opts,
+        "train_config": asdict(cfg),
+        "seed": seed,
+        "max_len": max_len,
+        "init": str(init) if init else "base",
+        "data": {t: read_json(d / "manifest.json")["canonical"] for t, d in tok_dirs.items()},
+    }
+    tokenizer = load_tokenizer(str(init) if init else enc_path)
+    model.to(device)
+    dist.seed_dropout(seed)  # all ranks built the same heads; dropout now differs per rank
+    if cfg.gradient_checkpointing:
+        # Recompute activations in backward: less memory (bert-large at 512 on 24 GB) for ~30 %
+        # more compute. Non-reentrant, as DDP with find_unused_parameters requires.
+        model.encoder.activation_checkpointing_enable({"use_reentrant": False})
+    if cfg.compile:
+        # In place (nn.Module.compile), so parameter names and checkpoints stay those of eager mode.
+        # dynamic=True: padded lengths vary per batch, and a recompile per length would cost more.
+        model.encoder.compile(dynamic=True)
+    return Run(
+        model,
+        train,
+        dev,
+        cfg,
+        seed,
+        out,
+        meta,
+        tokenizer,
+        device,
+        resolve_dtype(cfg.precision, device),
+        dist,
+        holdout=holdout,
     )
 
 
-def evaluate_sets(run: Run, sets: dict[str, list[TaskData]]) -> dict[str, dict[str, float]]:
-    """Metrics of every (task, split) in ``sets``: dev splits, or the held-out training rows."""
-    faults.checkpoint("evaluate")
-    results = {}
-    for task, splits in sets.items():
-        for data in splits:
-            outputs = infer(run.model, task, data, run.cfg.eval_batch_size, run.device, run.dtype)
-            results[f"{task}/{data.split}"] = score(data, decode(data, outputs))
-    run.model.train()
-    return results
+def _pooling(cfg: TrainConfig, enc_path: str, init: Path | None) -> str:
+    """The readout: a fine-tuning run keeps the one its multi-task checkpoint was trained with."""
+    if init is not None and cfg.pooling == "auto":
+        return read_config(init)["model_options"].get("pooling", "cls")
+    return resolve_pooling(cfg.pooling, enc_path)
 
 
-def selection_score(
-    sets: dict[str, list[TaskData]], results: dict[str, dict[str, float]], best_metric: str
-) -> float:
-    """Mean over the sets of the selection metric (each task's primary one by default).
-
-    A NaN metric (a constant prediction makes Pearson NaN) counts as the worst possible score, so
-    one degenerate task can neither win the selection nor freeze it: ``x > nan`` is never true.
-    """
-    vals = []
-    for task, splits in sets.items():
-        for data in splits:
-            metric = data.task.primary_metric if best_metric == "primary" else best_metric
-            vals.append(results[f"{task}/{data.split}"][metric])
-    value = float(np.mean(vals))
-    return -math.inf if math.isnan(value) else value
-
-
-def fit(run: Run, stop_after: int | None = None) -> dict | None:
-    """Train to completion (or until ``stop_after`` batches, for tests) and write ``run.out``."""
-    engine = run.dist.wrap(run.model)
-    sampler = make_sampler(run)
-    total = math.ceil(scheduled_epochs(run.cfg, len(sampler)) * len(sampler))
-    updates = math.ceil(total / run.cfg.grad_accum)
-    opt = make_optimizer(run.model, run.cfg, run.device)
-    sched = linear_schedule(opt, updates, run.cfg.warmup)
-    scaler = run.scaler
-    pos = resume(run, opt, sched)
-    run.model.train()
-    bar = tqdm(
-        total=total,
-        initial=pos.done,
-        disable=not run.dist.is_main,
-        dynamic_ncols=True,
-        mininterval=2,
-    )
-    tick, seen = time.perf_counter(), 0
-    while pos.done < total:
-        for _, step, task, rows in sampler.iter_from(pos.epoch, pos.step):
-            loss = step_loss(run, engine, task, rows) / run.cfg.grad_accum
-            scaler.scale(loss).backward()
-            faults.checkpoint("step")
-            pos.pending.append(loss.detach())
-            pos.done, pos.step, seen = pos.done + 1, step + 1, seen + len(rows)
-            if pos.done % run.cfg.grad_accum == 0 or pos.done == total:
-                update(run, opt, sched, scaler)
-            if pos.done % LOG_EVERY == 0:
-                bar.set_postfix(
-                    task=task,
-                    loss=f"{loss.item() * run.cfg.grad_accum:.3f}",
-                    ex_s=f"{seen / (time.perf_counter() - tick):.0f}",
-                )
-            bar.update()
-            if _should_checkpoint(run, pos, stop_after):
-                save_resume(run, opt, sched, pos)
-            if stop_after is not None and pos.done >= stop_after:
-                return None
-            if pos.done >= total:
-                break
-        else:
-            pos.epoch, pos.step = pos.epoch + 1, 0
-            end_of_epoch(run, opt, sched, pos)
-    bar.close()
-    if pos.step != 0 or not pos.history:  # a fractional last epoch still gets its evaluation
-        pos.epoch += 1  # numbered like the others: epochs begun so far, this one included
-        end_of_epoch(run, opt, sched, pos, save=False)
-    flush_losses(run, pos)
-    return finish(run, pos, time.perf_counter() - tick, seen)
+def _with_exposure(
+    cfg: TrainConfig, tasks: list[TaskSpec], tok_dirs: dict[str, Path], train: dict
+) -> TrainConfig:
+    """Resolve the equal-exposure schedule (single-task runs only) into plain epochs."""
+    if cfg.exposure is None:
+        return cfg
+    if len(tasks) != 1:
+        raise MtdnnError("exposure: an equal-exposure schedule applies to single-task runs only")
+    task = tasks[0]
+    total = read_json(tok_dirs[task.name] / "manifest.json")["splits"][task.train_split]["rows"]
+    available = total - (cfg.holdout_examples or 0)
+    epochs = exposure_epochs(cfg, len(train[task.name]), available)
+    log.info("%s: equal-exposure baseline, %.3g epochs over %d rows", task.name, epochs, total)
+    return cfg.with_overrides(epochs=epochs)
 
 
-def scheduled_epochs(cfg: TrainConfig, batches_per_epoch: int) -> float:
-    """``epochs``, raised to reach ``min_steps`` optimizer updates when that is more."""
-    if not cfg.min_steps or batches_per_epoch == 0:
-        return cfg.epochs
-    return max(cfg.epochs, cfg.min_steps * cfg.grad_accum / batches_per_epoch)
-
-
-def update(run: Run, opt, sched, scaler) -> None:
-    """Clip, step and schedule on an accumulation boundary."""
-    scaler.unscale_(opt)
-    if run.cfg.clip_norm:
-        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.clip_norm, foreach=True)
-    scaler.step(opt)
-    scaler.update()
-    sched.step()
-    opt.zero_grad(set_to_none=True)
-
-
-def _should_checkpoint(run: Run, pos: Position, stop_after: int | None) -> bool:
-    at_boundary = pos.done % run.cfg.grad_accum == 0
-    every = run.cfg.checkpoint_every
-    return at_boundary and ((every and pos.done % every == 0) or pos.done == stop_after)
-
-
-def end_of_epoch(run: Run, opt, sched, pos: Position, save: bool = True) -> None:
-    """Record dev metrics when configured, select on the held-out rows when there are any, and
-    checkpoint for resume. Dev metrics never pick the model: dev is what gets reported."""
-    entry = {"epoch": pos.epoch, "batches": pos.done}
-    if run.cfg.eval_each_epoch and run.dev and run.dist.is_main:
-        entry["dev"] = evaluate_sets(run, run.dev)
-        log.info("epoch %d dev: %s", pos.epoch, entry["dev"])
-    if run.holdout and run.dist.is_main:
-        held = evaluate_sets(run, run.holdout)
-        entry |= {"holdout": held, "score": selection_score(run.holdout, held, run.cfg.best_metric)}
-        keep_if_best(run, pos, entry["score"])
-    pos.history.append(entry)
-    if save:
-        save_resume(run, opt, sched, pos)
-
-
-def keep_if_best(run: Run, pos: Position, value: float) -> None:
-    """Save the weights when ``value`` beats the best so far (the first epoch always does)."""
-    if pos.best is not None and not value > pos.best:
-        return
-    pos.best = value
-    run.resume_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_dir(run.resume_dir / "best") as tmp:
-        save_weights(run.model, tmp / WEIGHTS)
-    log.info("epoch %d: best held-out score so far (%.2f)", pos.epoch, value)
-
-
-def flush_losses(run: Run, pos: Position) -> None:
-    """Read the step losses back to the host in one go (no per-step sync), averaged over ranks.
-
-    The average is taken on the run's device (NCCL reduces GPU tensors only), in float64.
-    """
-    if pos.pending:
-        steps = torch.stack(pos.pending).double() * run.cfg.grad_accum
-        pos.losses += run.dist.mean(steps).tolist()
-    pos.pending.clear()
-
-
-def save_resume(run: Run, opt, sched, pos: Position) -> None:
-    flush_losses(run, pos)
-    if run.dist.is_main:
-        trainer = {
-            "epoch": pos.epoch,
-            "step": pos.step,
-            "done": pos.done,
-            "best": pos.best,
-            "history": pos.history,
-            "losses": pos.losses,
-            "scaler": run.scaler.state_dict(),  # {} unless fp16: its scale must resume too
-            "settings": run.settings,
-        }
-        save_checkpoint(run.resume_dir / "last", run.model, run.meta, opt, sched, trainer)
-    run.dist.barrier()
-
-
-def resume(run: Run, opt, sched) -> Position:
-    """Continue from the last checkpoint when it was saved by a run with the same settings."""
-    last = run.resume_dir / "last"
-    if run.dist.is_main:  # filesystem work on rank 0 only; the other ranks wait, then read
-        _keep_or_clear(run, last)
-    run.dist.barrier()
-    if not (last / WEIGHTS).is_file():
-        return Position()
-    run.model.load_state_dict(load_weights(last / WEIGHTS))
-    state = load_trainer_state(last, opt, sched)
-    # That restored rank 0's RNG on every rank: give the other ranks their own dropout stream again.
-    run.dist.seed_dropout(run.seed + state["done"])
-    if state.get("scaler"):
-        run.scaler.load_state_dict(state["scaler"])
+def train(
+    tasks: list[TaskSpec],
+    encoder: str,
+    max_len: int,
+    cfg: TrainConfig,
+    seed: int,
+    out: Path,
+    init: Path | None = None,
+    *,
+    train_rows: dict[str, np.ndarray] | None = None,
+    stop_after: int | None = None,
+) -> dict | None:
+    """:func:`build_run` then ``fit``; the summary, or None when ``stop_after`` steps interrupted
+    the run (tests)."""
+    run = build_run(tasks, encoder, max_len, cfg, seed, out, init, train_rows=train_rows)
+    sizes = {t: len(d) for t, d in run.train.items()}
     log.info(
-        "resuming from %s at batch %d (epoch %d, step %d)",
-        last,
-        state["done"],
-        state["epoch"],
-        state["step"],
+        "training %s on %s (device %s, %s, rank %d of %d)",
+        list(sizes),
+        sizes,
+        run.device,
+        run.dtype or "fp32",
+        run.dist.rank,
+        run.dist.world,
     )
-    return Position(
-        state["epoch"],
-        state["step"],
-        state["done"],
-        state["best"],
-        state["history"],
-        state["losses"],
-    )
-
-
-def _keep_or_clear(run: Run, last: Path) -> None:
-    """Recover a torn swap; then a fresh start clears the resume directory, so that nothing of a
-    run with other settings (its best weights included) can leak into this one."""
-    recover_dir(last)
-    changed = _changed_settings(run, last)
-    if changed:
-        log.warning("%s: saved by a run with other settings (%s); starting fresh", last, changed)
-    if changed or not (last / WEIGHTS).is_file():
-        _remove_tree(run.resume_dir)
-
-
-def _changed_settings(run: Run, last: Path) -> str | None:
-    """Which parts of ``run.settings`` differ from those in ``last``'s trainer state, in words."""
-    if not (last / STATE).is_file():
-        return None  # weights without trainer state: load_trainer_state says what is missing
-    saved = (read_json(last / STATE).get("trainer") or {}).get("settings")
-    if not saved:
-        return "none recorded"
-    keys = sorted(set(saved) | set(run.settings))
-    changed = [k for k in keys if saved.get(k) != run.settings.get(k)]
-    return f"changed: {', '.join(changed)}" if changed else None
-
-
-def finish(run: Run, pos: Position, seconds: float, examples: int) -> dict:
-    """Write the final model (best on held-out rows when selected) atomically, then drop the
-    resume state."""
-    best = run.resume_dir / "best" / WEIGHTS
-    # Only rank 0 writes the model, and it deletes the resume directory right after: other ranks
-    # must not read from it.
-    if run.dist.is_main and run.holdout and best.is_file():
-        run.model.load_state_dict(load_weights(best))
-    summary = {
-        "history": pos.history,
-        "losses": [round(x, 6) for x in pos.losses],
-        "best_score": pos.best,
-        "train_seconds": round(seconds, 2),
-        "train_examples_per_s": round(examples / max(seconds, 1e-9), 2),
-    }
-    if run.device.type == "cuda":  # what benchmarks/gpu_smoke.sh reports per job
-        summary["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(run.device) / 2**20)
-    if run.dist.is_main:
-        with atomic_dir(run.out) as tmp:
-            write_model(tmp, run.model, run.meta)
-            run.tokenizer.save_pretrained(str(tmp))
-            write_json(tmp / "train_summary.json", summary)
-            write_training_plots(tmp, summary["losses"], pos.history)  # for `dvc plots`
-        _remove_tree(run.resume_dir)
-    run.dist.barrier()
-    return summary
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+    return fit(run, stop_after)

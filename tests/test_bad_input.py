@@ -685,7 +685,7 @@ def case_tokenize_before_prepare(tmp):
 
 @case
 def case_tokenize_max_len_too_small(tmp):
-    from mtdnn.data import prepare_task
+    from mtdnn.prepare import prepare_task
     from mtdnn.tasks import load_tasks
 
     canonical, out = tmp / "canonical" / "rte", tmp / "out" / "tok"

@@ -27,8 +27,8 @@ from fixtures import (
 )
 from helpers import REPO
 
-from mtdnn.data import MANIFEST, prepare_task
 from mtdnn.errors import MtdnnError
+from mtdnn.prepare import MANIFEST, prepare_task
 from mtdnn.tasks import load_tasks
 
 TASKS = load_tasks()
@@ -357,7 +357,7 @@ def test_scitail_official_tsv_format(derived_dir, tmp_path):
 
 def test_a_missing_train_split_is_a_notice(glue_dir, tmp_path, caplog):
     """QNLI's local copy has dev and test but no train.tsv: prepared, and said so."""
-    with caplog.at_level("WARNING", logger="mtdnn.data"):
+    with caplog.at_level("WARNING", logger="mtdnn.prepare"):
         manifest = prepare_task(TASKS["qnli"], tmp_path / "qnli", str(glue_dir))
     assert set(manifest["splits"]) == {"dev", "test"} and manifest["unavailable"] == ["train"]
     notices = [r.getMessage() for r in caplog.records if r.getMessage().startswith("notice:")]

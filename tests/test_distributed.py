@@ -14,9 +14,9 @@ import torch
 import torch.distributed as dist
 from tiny_runs import distributed_project, torchrun, train_losses
 
-from mtdnn import precision
-from mtdnn.distributed import Dist
 from mtdnn.errors import MtdnnError
+from mtdnn.training import precision
+from mtdnn.training.distributed import Dist
 
 
 @pytest.fixture

@@ -12,15 +12,15 @@ import torch
 from helpers import REPO
 from transformers import BertConfig, BertModel
 
-from mtdnn.batching import cap_rows, holdout_rows
 from mtdnn.config import TrainConfig, load_params, stage_config
-from mtdnn.encoders import resolve_encoder, resolve_pooling, trained_pooling
-from mtdnn.model import MTDNN
+from mtdnn.model.encoders import resolve_encoder, resolve_pooling, trained_pooling
+from mtdnn.model.network import MTDNN
 from mtdnn.paper import GLUE_DEV, GLUE_TEST, GLUE_TEST_SCORE
-from mtdnn.report import glue_score
-from mtdnn.runner import exposure_epochs, train_cap
+from mtdnn.report.glue import glue_score
 from mtdnn.tasks import load_tasks
-from mtdnn.train import keep_if_best, scheduled_epochs, selection_score
+from mtdnn.train import exposure_epochs, train_cap
+from mtdnn.training.batching import cap_rows, holdout_rows
+from mtdnn.training.loop import keep_if_best, scheduled_epochs, selection_score
 
 TASKS = load_tasks()
 # Training rows the default profile reads: the official GLUE train splits, and the derived MNLI

@@ -14,7 +14,7 @@ import torch
 from helpers import subprocess_env
 from tiny_runs import assert_same_weights, build_project, tiny_encoder, train_mtl_args
 
-from mtdnn.checkpoint import load_weights
+from mtdnn.model.checkpoint import load_weights
 
 CFG = json.dumps(
     {
@@ -111,15 +111,15 @@ def test_interrupted_checkpoint_write_never_looks_valid(project):
 
 def test_full_disk_keeps_previous_checkpoint(project, tmp_path):
     """A write that fails (ENOSPC) raises a clear error and leaves the previous checkpoint intact."""
-    from mtdnn.checkpoint import save_checkpoint
     from mtdnn.errors import MtdnnError
+    from mtdnn.model.checkpoint import save_checkpoint
 
     model = torch.nn.Linear(4, 4)
     dest = tmp_path / "ckpt"
     save_checkpoint(dest, model, {"v": 1})
     before = load_weights(dest / "model.safetensors")["weight"].clone()
     big = torch.nn.Linear(4, 4)
-    import mtdnn.checkpoint as ck
+    import mtdnn.model.checkpoint as ck
 
     real = ck.save_file
 
@@ -153,8 +153,8 @@ def small_disk(tmp_path):
 
 
 def test_real_full_disk_during_checkpoint_write(small_disk):
-    from mtdnn.checkpoint import save_checkpoint
     from mtdnn.errors import MtdnnError
+    from mtdnn.model.checkpoint import save_checkpoint
 
     dest = small_disk / "ckpt"
     save_checkpoint(dest, torch.nn.Linear(64, 64), {"v": 1})  # ~17 KB
@@ -167,8 +167,8 @@ def test_real_full_disk_during_checkpoint_write(small_disk):
 
 def test_swap_killed_between_renames_recovers_previous_checkpoint(tmp_path):
     """atomic_dir swaps in two renames; a kill between them leaves only '.last.old', still complete."""
-    from mtdnn.checkpoint import save_checkpoint
     from mtdnn.fileio import recover_dir
+    from mtdnn.model.checkpoint import save_checkpoint
 
     dest = tmp_path / "last"
     save_checkpoint(dest, torch.nn.Linear(2, 2), {"v": 1})

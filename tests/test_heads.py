@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mtdnn.errors import MtdnnError
-from mtdnn.heads import (
+from mtdnn.model.heads import (
     HEADS,
     ClassificationHead,
     SANHead,

@@ -18,8 +18,8 @@ from helpers import REPO, job_stats, subprocess_env
 from hub_fixtures import NLI, NO_CONSENSUS, drop_config, make_hub_mirror, read_rows
 
 from mtdnn.config import load_params
-from mtdnn.data import MANIFEST
 from mtdnn.grid import Grid
+from mtdnn.prepare import MANIFEST
 
 ROWS = 24  # rows per split in the mirror
 GLUE_TASKS = ["cola", "sst2", "mrpc", "stsb", "rte", "wnli", "mnli", "qqp", "qnli"]

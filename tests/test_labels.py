@@ -9,14 +9,14 @@ import pytest
 from fixtures import read_tsv
 from tiny_runs import build_project, tiny_encoder
 
-from mtdnn.adaptation import class_ids, draw_rows
-from mtdnn.cells import evaluate_cell
+from mtdnn.adapt import class_ids, draw_rows
 from mtdnn.config import TrainConfig
 from mtdnn.errors import MtdnnError
+from mtdnn.evaluate import evaluate_cell
 from mtdnn.paths import canonical_dir, tokenized_dir
-from mtdnn.runner import train
 from mtdnn.tasks import load_tasks
-from mtdnn.tokenization import tokenize_task
+from mtdnn.tokenize import tokenize_task
+from mtdnn.train import train
 
 TASKS = load_tasks()
 CFG = TrainConfig(max_train_examples=32, batch_size=8, epochs=1, precision="fp32")

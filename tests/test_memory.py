@@ -10,9 +10,9 @@ import torch
 from tiny_runs import TASKS, TINY, build_project, inside_tiny_project, tiny_encoder
 from transformers import BertModel
 
-from mtdnn.modelio import load_model
-from mtdnn.runner import build_run
-from mtdnn.train import fit
+from mtdnn.model.build import load_model
+from mtdnn.train import build_run
+from mtdnn.training.loop import fit
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import torch
 from transformers import BertConfig, BertModel
 
 from mtdnn.errors import MtdnnError
-from mtdnn.heads import ClassificationHead, SANHead, task_loss
-from mtdnn.model import MTDNN, Pooler
+from mtdnn.model.heads import ClassificationHead, SANHead, task_loss
+from mtdnn.model.network import MTDNN, Pooler
 from mtdnn.tasks import HeadKind, load_tasks
 
 torch.set_num_threads(1)

@@ -7,7 +7,7 @@ import torch
 from helpers import REPO
 
 from mtdnn.config import TrainConfig, read_yaml, stage_config, validate
-from mtdnn.optim import make_optimizer
+from mtdnn.training.optim import make_optimizer
 
 
 @pytest.fixture(scope="module")

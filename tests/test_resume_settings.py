@@ -15,10 +15,10 @@ from tiny_runs import (
     run_tiny,
 )
 
-from mtdnn.distributed import Dist
-from mtdnn.optim import linear_schedule, make_optimizer
-from mtdnn.runner import build_run
-from mtdnn.train import resume
+from mtdnn.train import build_run
+from mtdnn.training.distributed import Dist
+from mtdnn.training.loop import resume
+from mtdnn.training.optim import linear_schedule, make_optimizer
 
 
 def settings(tiny_project, seed: int = 7, cfg=TINY) -> dict[str, str]:
@@ -48,7 +48,7 @@ def notices(caplog) -> list[str]:
 
 def test_resume_continues_same_settings_and_refuses_others(tiny_project, caplog):
     root, _ = tiny_project
-    caplog.set_level(logging.INFO, logger="mtdnn.train")
+    caplog.set_level(logging.INFO, logger="mtdnn.training.loop")
     assert run_tiny(tiny_project, "knobs", stop_after=5) is None
     assert run_tiny(tiny_project, "knobs", stop_after=6) is None  # same settings: continues
     assert "resuming from" in caplog.text and not notices(caplog)
@@ -66,7 +66,7 @@ def test_fp16_loss_scale_is_saved_and_resumed(tiny_project, monkeypatch):
     """A CPU stand-in for fp16 on CUDA: an enabled GradScaler whose scale doubles every step."""
     root, _ = tiny_project
     monkeypatch.setattr(
-        "mtdnn.train.grad_scaler",
+        "mtdnn.training.loop.grad_scaler",
         lambda device, dtype: torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=1),
     )
     state = root / "scaled.resume" / "last" / "trainer_state.json"

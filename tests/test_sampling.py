@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mtdnn.errors import MtdnnError
-from mtdnn.sampling import MultiTaskSampler, make_task_batches, task_probabilities
+from mtdnn.training.sampling import MultiTaskSampler, make_task_batches, task_probabilities
 
 SIZES = {"mnli": 1000, "rte": 77, "sst2": 300, "stsb": 32}
 

@@ -60,7 +60,7 @@ def test_yaml_loader_is_safe():
 def test_checkpoints_are_safetensors_only(tmp_path):
     import torch
 
-    from mtdnn.checkpoint import save_checkpoint
+    from mtdnn.model.checkpoint import save_checkpoint
 
     opt_model = torch.nn.Linear(3, 3)
     opt = torch.optim.AdamW(opt_model.parameters())

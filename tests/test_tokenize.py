@@ -10,10 +10,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from mtdnn.data import MANIFEST, prepare_task
-from mtdnn.encoders import resolve_encoder
+from mtdnn.model.encoders import resolve_encoder
+from mtdnn.prepare import MANIFEST, prepare_task
 from mtdnn.tasks import load_tasks
-from mtdnn.tokenization import load_split, load_tokenizer
+from mtdnn.tokenize import load_split, load_tokenizer
 
 MAX_LEN = 64
 RTE = load_tasks()["rte"]

@@ -20,7 +20,7 @@ from tiny_runs import (
     weights,
 )
 
-from mtdnn.runner import train
+from mtdnn.train import train
 
 
 def test_resume_mid_epoch_is_bitwise_identical(tiny_project):

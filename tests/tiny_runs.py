@@ -19,12 +19,12 @@ from helpers import REPO, subprocess_env
 from safetensors.torch import load_file
 
 from mtdnn.config import TrainConfig
-from mtdnn.data import prepare_task
-from mtdnn.encoders import resolve_encoder
+from mtdnn.model.encoders import resolve_encoder
 from mtdnn.paths import canonical_dir, tokenized_dir
-from mtdnn.runner import train
+from mtdnn.prepare import prepare_task
 from mtdnn.tasks import load_tasks
-from mtdnn.tokenization import tokenize_task
+from mtdnn.tokenize import tokenize_task
+from mtdnn.train import train
 
 TASKS = load_tasks()
 TINY = TrainConfig(

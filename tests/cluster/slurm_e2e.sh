@@ -239,7 +239,7 @@ cancel_one_training_job() {  # prints the SLURM id of the train_mtl job it cance
         while IFS='|' read -r id state comment; do
             [[ $comment == rule_train_mtl* && $state == RUNNING ]] || continue
             # Cancel it in the middle of training: once its log says training has begun.
-            if grep -rqs "mtdnn.runner: training" logs/train_mtl; then
+            if grep -rqs "mtdnn.train: training" logs/train_mtl; then
                 scancel "$id" && echo "$id" && return 0
             fi
         done < <(squeue -h -o '%i|%T|%k')

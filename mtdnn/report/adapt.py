@@ -1,4 +1,4 @@
-"""results/domain_adaptation.csv and its plot: accuracy against training-set size, per init."""
+"""`mtdnn report adapt`: results/domain_adaptation.csv and its plot: accuracy against training-set size, per init."""
 
 from __future__ import annotations
 

@@ -12,9 +12,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from mtdnn import faults
 from mtdnn.errors import MtdnnError
 from mtdnn.fileio import atomic_dir, read_json, write_json
+from mtdnn.training import faults
 
 WEIGHTS, CONFIG, STATE, OPTIM = (
     "model.safetensors",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from mtdnn.errors import MtdnnError
-from mtdnn.readers import column_index, iter_delimited, iter_jsonl, read_parquet
+from mtdnn.ingest.readers import column_index, iter_delimited, iter_jsonl, read_parquet
 from mtdnn.tasks import FileSource, TaskSpec, TaskType
 
 Record = dict  # canonical column -> raw value, plus "_loc" for error messages

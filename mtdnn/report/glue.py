@@ -1,4 +1,4 @@
-"""Tables from cell JSONs: results/glue.csv (+ Markdown) and flat metrics for `dvc exp show`."""
+"""`mtdnn report glue`: tables from cell JSONs: results/glue.csv (+ Markdown) and flat metrics for `dvc exp show`."""
 
 from __future__ import annotations
 
@@ -211,7 +211,7 @@ def build(
             extra, deltas = paired_differences(frame, decimals)
             flat |= deltas
     else:
-        from mtdnn.adapt_report import adapt_table
+        from mtdnn.report.adapt import adapt_table
 
         out, flat = adapt_table(frame, decimals, plot)
     write_table(out, csv, markdown, extra, skipped_note(skipped or []))

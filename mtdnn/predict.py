@@ -1,4 +1,4 @@
-"""Using a trained model outside the pipeline: export the encoder, predict on raw text."""
+"""`mtdnn predict`: a trained model on raw text (a TSV or sentences on the command line)."""
 
 from __future__ import annotations
 
@@ -7,38 +7,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from transformers import AutoConfig, AutoModel
 
-from mtdnn.batching import TaskData
-from mtdnn.checkpoint import WEIGHTS, load_weights, read_config
 from mtdnn.errors import MtdnnError
-from mtdnn.evaluate import decode, infer, prediction_frame
-from mtdnn.fileio import atomic_dir
-from mtdnn.modelio import load_model
-from mtdnn.precision import pick_device, resolve_dtype
+from mtdnn.model.build import load_model
+from mtdnn.model.inference import decode, infer, prediction_frame
 from mtdnn.tasks import TaskSpec, TaskType, load_tasks
-from mtdnn.tokenization import encode, load_tokenizer
-
-
-def export_encoder(model_dir: Path, out: Path) -> None:
-    """Write the shared encoder (with its pooler) as a ``save_pretrained`` directory that
-    ``AutoModel.from_pretrained`` loads anywhere, plus the tokenizer."""
-    cfg = read_config(model_dir)
-    state = load_weights(model_dir / WEIGHTS)
-    encoder = AutoModel.from_config(AutoConfig.for_model(**cfg["encoder_config"]))
-    mapped = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
-    if (
-        getattr(encoder, "pooler", None) is not None
-    ):  # our shared pooler goes back where BERT keeps it
-        mapped |= {k: v for k, v in state.items() if k.startswith("pooler.dense.")}
-    missing, unexpected = encoder.load_state_dict(mapped, strict=False)
-    if unexpected or [k for k in missing if "position_ids" not in k]:
-        raise MtdnnError(
-            f"{model_dir}: encoder weights do not fit its config (missing {missing[:2]})"
-        )
-    with atomic_dir(out) as tmp:
-        encoder.save_pretrained(str(tmp), safe_serialization=True)
-        load_tokenizer(str(model_dir)).save_pretrained(str(tmp))
+from mtdnn.tokenize import encode, load_tokenizer
+from mtdnn.training.batching import TaskData
+from mtdnn.training.precision import pick_device, resolve_dtype
 
 
 def read_inputs(path: Path | None, text_a: list[str], text_b: list[str]) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import torch
 
 from mtdnn.errors import MtdnnError
 from mtdnn.tasks import TaskSpec, TaskType
-from mtdnn.tokenization import load_split
+from mtdnn.tokenize import load_split
 
 
 @dataclass

@@ -14,9 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mtdnn.data import MANIFEST
 from mtdnn.errors import MtdnnError
 from mtdnn.fileio import atomic_dir, read_json, sha256_file, sha256_json, write_json
+from mtdnn.prepare import MANIFEST
 from mtdnn.tasks import TaskSpec, TaskType
 
 log = logging.getLogger(__name__)

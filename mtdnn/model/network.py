@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from transformers import AutoModel, PretrainedConfig, PreTrainedModel
 
 from mtdnn.errors import MtdnnError
-from mtdnn.heads import build_head
+from mtdnn.model.heads import build_head
 from mtdnn.tasks import HeadKind, TaskSpec
 
 POOLING_MODES = ("cls", "mean")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mtdnn.canonical import Record
 from mtdnn.errors import MtdnnError
 from mtdnn.fileio import sha256_file, sha256_json
-from mtdnn.readers import read_parquet
-from mtdnn.sources import split_files
+from mtdnn.ingest.canonical import Record
+from mtdnn.ingest.readers import read_parquet
+from mtdnn.ingest.sources import split_files
 from mtdnn.tasks import HubSource
 
 Columns = dict[str, list]

@@ -9,10 +9,10 @@ import torch
 from transformers import AutoConfig, AutoModel
 from transformers.utils import logging as hf_logging
 
-from mtdnn.checkpoint import CONFIG, WEIGHTS, load_weights, read_config
 from mtdnn.config import TrainConfig
 from mtdnn.errors import MtdnnError
-from mtdnn.model import MTDNN
+from mtdnn.model.checkpoint import CONFIG, WEIGHTS, load_weights, read_config
+from mtdnn.model.network import MTDNN
 from mtdnn.tasks import HeadKind, TaskSpec, TaskType
 
 log = logging.getLogger(__name__)

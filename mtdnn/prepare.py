@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from mtdnn.canonical import check_ranking_groups, read_file_records, to_canonical
 from mtdnn.errors import MtdnnError
 from mtdnn.fileio import atomic_dir, read_json, sha256_file, sha256_json, write_json
-from mtdnn.hub import load_hub_split
-from mtdnn.sources import SplitOrigin, check_hub, glue_dir, hub_problem, resolve_split
+from mtdnn.ingest.canonical import check_ranking_groups, read_file_records, to_canonical
+from mtdnn.ingest.hub import load_hub_split
+from mtdnn.ingest.sources import SplitOrigin, check_hub, glue_dir, hub_problem, resolve_split
 from mtdnn.tasks import FileSource, TaskSpec
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""One domain-adaptation cell: subsample the target's training pool, fine-tune, evaluate."""
+"""`mtdnn adapt`: one domain-adaptation cell: subsample the target's training pool, fine-tune, evaluate."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from mtdnn import paths
-from mtdnn.batching import load_task_data
-from mtdnn.cells import evaluate_cell
 from mtdnn.config import TrainConfig
 from mtdnn.errors import MtdnnError
-from mtdnn.runner import train
+from mtdnn.evaluate import evaluate_cell
 from mtdnn.subsample import parse_size, subsample
 from mtdnn.tasks import TaskSpec
+from mtdnn.train import train
+from mtdnn.training.batching import load_task_data
 
 
 def draw_rows(task: TaskSpec, labels: np.ndarray, size_label: str, seed: int) -> np.ndarray:

@@ -1,16 +1,16 @@
-"""GLUE leaderboard files: one TSV per task with GLUE's file names and label strings."""
+"""`mtdnn submit`: GLUE leaderboard files: one TSV per task with GLUE's file names and label strings."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from mtdnn import paths
-from mtdnn.batching import load_task_data
-from mtdnn.evaluate import decode, infer, prediction_frame
 from mtdnn.fileio import atomic_path
-from mtdnn.modelio import load_model
-from mtdnn.precision import pick_device, resolve_dtype
+from mtdnn.model.build import load_model
+from mtdnn.model.inference import decode, infer, prediction_frame
 from mtdnn.tasks import TaskSpec, load_tasks
+from mtdnn.training.batching import load_task_data
+from mtdnn.training.precision import pick_device, resolve_dtype
 
 # (task, test split) -> GLUE submission file name
 GLUE_FILES = {
