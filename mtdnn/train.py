@@ -17,6 +17,7 @@ from mtdnn.fileio import read_json
 from mtdnn.model.build import check_encoder, from_pretrained, init_from_checkpoint, model_options
 from mtdnn.model.checkpoint import read_config
 from mtdnn.model.encoders import resolve_encoder, resolve_pooling
+from mtdnn.model.network import MTDNN
 from mtdnn.tasks import TaskSpec, TaskType
 from mtdnn.tokenize import load_tokenizer
 from mtdnn.training.batching import TaskData, cap_rows, holdout_rows, load_task_data, require_labels
@@ -125,14 +126,7 @@ def build_run(
     tokenizer = load_tokenizer(str(init) if init else enc_path)
     model.to(device)
     dist.seed_dropout(seed)  # all ranks built the same heads; dropout now differs per rank
-    if cfg.gradient_checkpointing:
-        # Recompute activations in backward: less memory (bert-large at 512 on 24 GB) for ~30 %
-        # more compute. Non-reentrant, as DDP with find_unused_parameters requires.
-        model.encoder.activation_checkpointing_enable({"use_reentrant": False})
-    if cfg.compile:
-        # In place (nn.Module.compile), so parameter names and checkpoints stay those of eager mode.
-        # dynamic=True: padded lengths vary per batch, and a recompile per length would cost more.
-        model.encoder.compile(dynamic=True)
+    _apply_encoder_options(model, cfg)
     return Run(
         model,
         train,
@@ -147,6 +141,17 @@ def build_run(
         dist,
         holdout=holdout,
     )
+
+
+def _apply_encoder_options(model: MTDNN, cfg: TrainConfig) -> None:
+    if cfg.gradient_checkpointing:
+        # Recompute activations in backward: less memory (bert-large at 512 on 24 GB) for ~30 %
+        # more compute. Non-reentrant, as DDP with find_unused_parameters requires.
+        model.encoder.activation_checkpointing_enable({"use_reentrant": False})
+    if cfg.compile:
+        # In place (nn.Module.compile), so parameter names and checkpoints stay those of eager mode.
+        # dynamic=True: padded lengths vary per batch, and a recompile per length would cost more.
+        model.encoder.compile(dynamic=True)
 
 
 def _pooling(cfg: TrainConfig, enc_path: str, init: Path | None) -> str:
