@@ -121,26 +121,19 @@ def build_run(
         "seed": seed,
         "max_len": max_len,
         "init": str(init) if init else "base",
-        "data": {t: read_json(d / "manifest.json")["canonical"] for t, d in tok_dirs.items()},
+        "data": _data_fingerprints(tok_dirs),
     }
     tokenizer = load_tokenizer(str(init) if init else enc_path)
     model.to(device)
     dist.seed_dropout(seed)  # all ranks built the same heads; dropout now differs per rank
     _apply_encoder_options(model, cfg)
-    return Run(
-        model,
-        train,
-        dev,
-        cfg,
-        seed,
-        out,
-        meta,
-        tokenizer,
-        device,
-        resolve_dtype(cfg.precision, device),
-        dist,
-        holdout=holdout,
-    )
+    dtype = resolve_dtype(cfg.precision, device)
+    return Run(model, train, dev, cfg, seed, out, meta, tokenizer, device, dtype, dist, holdout)
+
+
+def _data_fingerprints(tok_dirs: dict[str, Path]) -> dict[str, str]:
+    """Each task's canonical data checksum, as its tokenization recorded it."""
+    return {t: read_json(d / "manifest.json")["canonical"] for t, d in tok_dirs.items()}
 
 
 def _apply_encoder_options(model: MTDNN, cfg: TrainConfig) -> None:
