@@ -117,67 +117,22 @@ def test_ddp_two_processes_match_one_process(dist_project):
 def test_real_multitask_smoke_then_finetune_then_metrics(tmp_path, glue_dir, run_cli):
     """Real data, real encoder: MTL on RTE, MRPC, STS-B and CoLA, fine-tune RTE, write a metrics cell."""
     env = {"GLUE_DIR": glue_dir}
+
+    def ok(*args: str) -> None:
+        r = run_cli(list(args), tmp_path, env)
+        assert r.returncode == 0, r.stderr[-2000:]
+
     for task in ("rte", "mrpc", "stsb", "cola"):
-        assert run_cli(["prepare", "--task", task], tmp_path, env).returncode == 0
-        assert run_cli(["tokenize", "--task", task], tmp_path, env).returncode == 0
+        ok("prepare", "--task", task)
+        ok("tokenize", "--task", task)
     mtl_cfg = json.dumps({"max_train_examples": 200, "epochs": 1, "eval_each_epoch": False})
-    r = run_cli(
-        [
-            "train-mtl",
-            "--tasks",
-            "rte,mrpc,stsb,cola",
-            "--seed",
-            "1",
-            "--cfg",
-            mtl_cfg,
-            "--out",
-            "models/mtl",
-            "--threads",
-            "2",
-        ],
-        tmp_path,
-        env,
-    )
-    assert r.returncode == 0, r.stderr[-2000:]
+    ok("train-mtl", "--tasks", "rte,mrpc,stsb,cola", "--seed", "1", "--cfg", mtl_cfg,
+       "--out", "models/mtl", "--threads", "2")  # fmt: skip
     ft_cfg = json.dumps({"max_train_examples": 200, "epochs": 1, "eval_each_epoch": True})
-    r = run_cli(
-        [
-            "finetune",
-            "--task",
-            "rte",
-            "--init",
-            "models/mtl",
-            "--seed",
-            "1",
-            "--cfg",
-            ft_cfg,
-            "--out",
-            "models/rte",
-            "--threads",
-            "2",
-        ],
-        tmp_path,
-        env,
-    )
-    assert r.returncode == 0, r.stderr[-2000:]
-    r = run_cli(
-        [
-            "evaluate",
-            "--model",
-            "models/rte",
-            "--task",
-            "rte",
-            "--out",
-            "cell.json",
-            "--cell",
-            "model=mtdnn",
-            "--cell",
-            "seed=1",
-        ],
-        tmp_path,
-        env,
-    )
-    assert r.returncode == 0, r.stderr[-2000:]
+    ok("finetune", "--task", "rte", "--init", "models/mtl", "--seed", "1", "--cfg", ft_cfg,
+       "--out", "models/rte", "--threads", "2")  # fmt: skip
+    ok("evaluate", "--model", "models/rte", "--task", "rte", "--out", "cell.json",
+       "--cell", "model=mtdnn", "--cell", "seed=1")  # fmt: skip
     cell = json.loads((tmp_path / "cell.json").read_text())
     assert 0 <= cell["metrics"]["dev"]["accuracy"] <= 100
     prov = cell["provenance"]
