@@ -55,7 +55,7 @@ def run_cli(args: list, cwd: str | os.PathLike, env: dict | None = None) -> Resu
         env=subprocess_env({"GLUE_DIR": None} | (env or {})),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # a guard against hangs, not a speed target (CI machines may be loaded)
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
