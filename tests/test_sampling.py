@@ -276,18 +276,20 @@ def test_iter_from_yields_exact_tail(strategy: str) -> None:
     assert _plans_equal([(t, i) for _, _, t, i in tail], plan[37:])
 
 
-def test_state_dict_resume_across_epoch_boundary() -> None:
+def test_resume_across_epoch_boundary() -> None:
+    """The loop's path: a run resumed at (epoch 0, step n-5) sees the batches an uninterrupted run
+    sees, into the next epoch."""
     ref = _sampler()
     steps = len(ref)
-    stream = [ref.pop() for _ in range(steps + 20)]
-    assert ref.state_dict() == {"epoch": 1, "step": 20}
-    assert _plans_equal(stream[steps:], ref.epoch_plan(1)[:20])
+    stream = [*ref.iter_from(0), *ref.iter_from(1)][: steps + 20]
+    assert [(e, s) for e, s, _, _ in stream[steps:]] == [(1, s) for s in range(20)]
+    assert _plans_equal([(t, i) for _, _, t, i in stream[steps:]], ref.epoch_plan(1)[:20])
     resumed = _sampler()
-    half = _sampler()
-    for _ in range(steps - 5):
-        half.pop()
-    resumed.load_state_dict(half.state_dict())
-    assert _plans_equal([resumed.pop() for _ in range(25)], stream[steps - 5 :])
+    tail = [*resumed.iter_from(0, steps - 5), *resumed.iter_from(1)][:25]
+    assert [(e, s) for e, s, _, _ in tail] == [(e, s) for e, s, _, _ in stream[steps - 5 :]]
+    assert _plans_equal(
+        [(t, i) for _, _, t, i in tail], [(t, i) for _, _, t, i in stream[steps - 5 :]]
+    )
 
 
 def test_plans_a_million_rows() -> None:

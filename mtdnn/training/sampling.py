@@ -165,7 +165,6 @@ class MultiTaskSampler:
         self.probabilities = task_probabilities(sizes, strategy, temperature)
         nominal = sum(-(-sizes[t] // self.batch_size[t]) for t in self.tasks)
         self.steps_per_epoch = steps_per_epoch or nominal
-        self.epoch, self.step = 0, 0
         self._cache: tuple[int, list[Batch]] | None = None
 
     def _batch_sizes(self, batch_size: int | dict[str, int]) -> dict[str, int]:
@@ -216,26 +215,11 @@ class MultiTaskSampler:
         return self._cache[1]
 
     def __len__(self) -> int:
-        """Steps in the current epoch (ranking tasks can make this vary a little by epoch)."""
-        return len(self.epoch_plan(self.epoch))
+        """Steps in the first epoch (ranking tasks can make later ones vary a little)."""
+        return len(self.epoch_plan(0))
 
     def iter_from(self, epoch: int, step: int = 0) -> Iterator[tuple[int, int, str, np.ndarray]]:
         """Yield (epoch, step, task, indices) from a resume point to the end of that epoch."""
         plan = self.epoch_plan(epoch)
         for s in range(step, len(plan)):
             yield epoch, s, plan[s][0], plan[s][1]
-
-    def pop(self) -> Batch:
-        """The next (task, indices), rolling into the next epoch when this one is spent."""
-        if self.step >= len(self.epoch_plan(self.epoch)):
-            self.epoch, self.step = self.epoch + 1, 0
-        task, batch = self.epoch_plan(self.epoch)[self.step]
-        self.step += 1
-        return task, batch
-
-    def state_dict(self) -> dict[str, int]:
-        """The position of the next batch; the plan itself is recomputed from the seed."""
-        return {"epoch": self.epoch, "step": self.step}
-
-    def load_state_dict(self, state: Mapping[str, int]) -> None:
-        self.epoch, self.step = int(state["epoch"]), int(state["step"])
