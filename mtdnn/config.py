@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,13 @@ from mtdnn.errors import MtdnnError
 from mtdnn.ingest.sources import expand_path
 from mtdnn.model.encoders import ALIASES
 from mtdnn.tasks import DuplicateKeyError, TaskSpec, UniqueKeyLoader, load_tasks
+from mtdnn.validation import check, explain, load_schema
 
 PARAMS = "params.yaml"
 
 
 def schema() -> dict:
-    text = (resources.files("mtdnn") / "schemas" / "params.schema.yaml").read_text()
-    return yaml.safe_load(text)
+    return load_schema("params.schema.yaml")
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -43,49 +42,11 @@ def read_yaml(path: str | Path) -> Any:
         raise MtdnnError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
 
 
-def _key(error: jsonschema.ValidationError) -> str:
-    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
-
-
-def _describe(sub: dict) -> str:
-    """A subschema in words, e.g. ``number > 0 and <= 1``."""
-    kind = sub.get("type", "value")
-    text = " or ".join(kind) if isinstance(kind, list) else str(kind)
-    ops = (
-        ("exclusiveMinimum", ">"),
-        ("minimum", ">="),
-        ("exclusiveMaximum", "<"),
-        ("maximum", "<="),
-    )
-    bounds = [f"{op} {sub[k]}" for k, op in ops if k in sub]
-    return f"{text} {' and '.join(bounds)}".strip()
-
-
-def _explain(error: jsonschema.ValidationError) -> tuple[str, str]:
-    """(params key, message): alternatives spelled out, unknown keys named with the allowed ones."""
-    while error.parent is not None and error.parent.validator in ("oneOf", "anyOf"):
-        error = error.parent
-    if error.validator in ("oneOf", "anyOf"):
-        alternatives = "; ".join(_describe(s) for s in error.validator_value)
-        return _key(error), f"{error.instance!r} is not valid; expected one of: {alternatives}"
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(allowed))
-        if allowed and extra:
-            key = ".".join([*(str(p) for p in error.absolute_path), str(extra[0])])
-            return key, f"unknown key (allowed: {', '.join(allowed)})"
-    return _key(error), error.message
-
-
 def validate(params: Any, source: str = PARAMS) -> dict:
     """Schema first (types, ranges, unknown keys), then names (tasks, encoder, overlaps)."""
     if not isinstance(params, dict):
         raise MtdnnError(f"{source}: expected a mapping of sections")
-    validator = jsonschema.Draft202012Validator(schema())
-    error = jsonschema.exceptions.best_match(validator.iter_errors(params))
-    if error is not None:
-        key, message = _explain(error)
-        raise MtdnnError(f"{source}: {key}: {message}")
+    check(params, schema(), source)
     _check_names(params, source)
     return params
 
@@ -284,7 +245,7 @@ def merge_knobs(base: dict, cfg: str | None, stage: str) -> dict:
     validator = jsonschema.Draft202012Validator(knob_schema(stage))
     error = jsonschema.exceptions.best_match(validator.iter_errors(knobs))
     if error is not None:
-        key, message = _explain(error)
+        key, message = explain(error)
         raise MtdnnError(f"--cfg: {stage}.{key}: {message}")
     return knobs
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -13,10 +13,7 @@ from typing import Any
 import yaml
 
 from mtdnn.errors import MtdnnError
-
-METRICS = ("accuracy", "f1", "mcc", "pearson", "spearman")
-CANONICAL_COLUMNS = ("uid", "text_a", "text_b", "label", "group")
-FORMATS = ("tsv", "csv", "jsonl", "parquet")
+from mtdnn.validation import check, load_schema
 
 
 class TaskType(str, enum.Enum):
@@ -99,106 +96,60 @@ class TaskSpec:
         return self.predict_with or self.name
 
 
-_TASK_KEYS = {f.name for f in fields(TaskSpec)} - {"name"}
-_LOCAL_KEYS = {"dir", "splits", "format", "header", "columns", "drop_labels"}
-_FILE_KEYS = {f.name for f in fields(FileSource)}
-_HUB_KEYS = {"path", "name", "columns", "splits", "no_label"}
-
-
-def _check_keys(block: dict, allowed: set[str], where: str) -> None:
-    if not isinstance(block, dict):
-        raise MtdnnError(f"{where}: expected a mapping, got {type(block).__name__}")
-    unknown = sorted(set(block) - allowed)
-    if unknown:
-        raise MtdnnError(
-            f"{where}: unknown field '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})"
-        )
-
-
-def _columns(cols: Any, where: str) -> MappingProxyType:
-    _check_keys(cols, set(CANONICAL_COLUMNS), f"{where}.columns")
-    if "text_a" not in cols:
-        raise MtdnnError(f"{where}.columns: 'text_a' is required")
-    return MappingProxyType(dict(cols))
+_FILE_KEYS = (
+    "format",
+    "header",
+    "columns",
+    "drop_labels",
+)  # a local block's defaults for its splits
 
 
 def _file_source(block: dict, defaults: dict, where: str) -> FileSource:
-    _check_keys(block, _FILE_KEYS, where)
-    merged = {k: v for k, v in defaults.items() if k in _FILE_KEYS - {"file"}} | block
-    if "file" not in merged:
-        raise MtdnnError(f"{where}: 'file' is required")
-    fmt = merged.get("format", "tsv")
-    if fmt not in FORMATS:
-        raise MtdnnError(f"{where}.format: unknown format '{fmt}' (expected one of {FORMATS})")
+    """One split's file; the shape was checked against the schema, so only the merge is left."""
+    merged = {k: v for k, v in defaults.items() if k in _FILE_KEYS} | block
+    columns = merged.get("columns", {})
+    if "text_a" not in columns:
+        raise MtdnnError(f"{where}.columns: 'text_a' is required (here or in the local block)")
     return FileSource(
         file=str(merged["file"]),
-        format=fmt,
+        format=merged.get("format", "tsv"),
         header=bool(merged.get("header", True)),
-        columns=_columns(merged.get("columns", {}), where),
+        columns=MappingProxyType(dict(columns)),
         drop_labels=tuple(str(x) for x in merged.get("drop_labels", ())),
     )
 
 
 def parse_file_source(block: dict, where: str) -> FileSource:
-    """Parse a standalone file source (used by params' generic local sources)."""
+    """A standalone file source (params' generic local sources, validated by the params schema)."""
     return _file_source(block, {}, where)
 
 
 def _local(block: dict, where: str) -> LocalSource:
-    _check_keys(block, _LOCAL_KEYS, where)
     splits = block.get("splits") or {}
     parsed = {s: _file_source(b, block, f"{where}.splits.{s}") for s, b in splits.items()}
     return LocalSource(dir=str(block.get("dir", "")), splits=MappingProxyType(parsed))
 
 
-def _hub(block: dict, splits: tuple[str, ...], where: str) -> HubSource:
-    _check_keys(block, _HUB_KEYS, where)
+def _hub(block: dict, splits: tuple[str, ...]) -> HubSource:
     default_splits = {s: ("validation" if s == "dev" else s) for s in splits}
-    no_label = block.get("no_label")
-    if no_label is not None and (
-        isinstance(no_label, bool) or not isinstance(no_label, (int, float))
-    ):
-        raise MtdnnError(f"{where}.no_label: expected a number (e.g. -1), got {no_label!r}")
     return HubSource(
         path=str(block["path"]),
         name=block.get("name"),
-        columns=_columns(block.get("columns", {}), where),
+        columns=MappingProxyType(dict(block["columns"])),
         splits=MappingProxyType(dict(block.get("splits") or default_splits)),
-        no_label=no_label,
+        no_label=block.get("no_label"),
     )
 
 
-def _enum(cls: type[enum.Enum], value: Any, where: str) -> Any:
-    try:
-        return cls(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in cls)
-        raise MtdnnError(f"{where}: unknown value '{value}' (expected one of: {allowed})") from None
-
-
-def _flag(block: dict, key: str, where: str) -> bool:
-    value = block.get(key, False)
-    if not isinstance(value, bool):
-        raise MtdnnError(f"{where}.{key}: expected true or false, got {value!r}")
-    return value
-
-
 def parse_task(name: str, block: dict, source: str = "<tasks>") -> TaskSpec:
-    """Parse and validate one YAML task block."""
+    """One task block, already checked against ``task.schema.yaml``; here the checks that span
+    fields."""
     where = f"{source}: {name}"
-    _check_keys(block, _TASK_KEYS, where)
-    ttype = _enum(TaskType, block.get("type"), f"{where}.type")
-    metrics = tuple(block.get("metrics") or ())
-    for m in metrics:
-        if m not in METRICS:
-            raise MtdnnError(f"{where}.metrics: unknown metric '{m}' (expected one of {METRICS})")
-    if not metrics:
-        raise MtdnnError(f"{where}.metrics: at least one metric is required")
+    ttype = TaskType(block["type"])
+    metrics = tuple(block["metrics"])
     labels = tuple(str(x) for x in block.get("labels") or ())
     if ttype is not TaskType.REGRESSION and len(labels) < 2:
         raise MtdnnError(f"{where}.labels: a {ttype.value} task needs at least two labels")
-    if len(set(labels)) != len(labels):
-        raise MtdnnError(f"{where}.labels: duplicate label")
     primary = block.get("primary_metric", metrics[0])
     if primary not in metrics:
         raise MtdnnError(f"{where}.primary_metric: '{primary}' is not in metrics {metrics}")
@@ -206,9 +157,6 @@ def parse_task(name: str, block: dict, source: str = "<tasks>") -> TaskSpec:
     test_splits = tuple(block.get("test_splits", ("test",)))
     train_split = block.get("train_split", "train")
     all_splits = ((train_split,) if train_split else ()) + dev_splits + test_splits
-    dropout = block.get("dropout", 0.1)
-    if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise MtdnnError(f"{where}.dropout: expected a number in [0, 1), got {dropout!r}")
     rng = block.get("label_range")
     unlabelled = tuple(block.get("unlabelled_splits", test_splits))
     unknown = sorted(set(unlabelled) - set(all_splits))
@@ -222,16 +170,16 @@ def parse_task(name: str, block: dict, source: str = "<tasks>") -> TaskSpec:
         label_range=tuple(float(x) for x in rng) if rng else None,
         primary_metric=primary,
         positive_label=block.get("positive_label"),
-        dropout=float(dropout),
+        dropout=float(block.get("dropout", 0.1)),
         train_split=train_split,
         dev_splits=dev_splits,
         test_splits=test_splits,
         predict_with=block.get("predict_with"),
         unlabelled_splits=unlabelled,
-        drop_unlabelled=_flag(block, "drop_unlabelled", where),
-        drop_empty_text=_flag(block, "drop_empty_text", where),
+        drop_unlabelled=block.get("drop_unlabelled", False),
+        drop_empty_text=block.get("drop_empty_text", False),
         local=_local(block["local"], f"{where}.local") if "local" in block else None,
-        hub=_hub(block["hub"], all_splits, f"{where}.hub") if "hub" in block else None,
+        hub=_hub(block["hub"], all_splits) if "hub" in block else None,
     )
 
 
@@ -308,8 +256,11 @@ def load_tasks(extra_files: list[str | Path] = ()) -> dict[str, TaskSpec]:
         except OSError as e:
             raise MtdnnError(f"{path}: cannot read task file ({e.strerror})") from None
     tasks: dict[str, TaskSpec] = {}
+    task_file = load_schema("task.schema.yaml")
     for path, text in sources:
-        for name, block in _read_yaml(path, text).items():
+        doc = _read_yaml(path, text)
+        check(doc, task_file, path)
+        for name, block in doc.items():
             if name in tasks:
                 raise MtdnnError(f"{path}: duplicate task name '{name}'")
             tasks[name] = parse_task(str(name), block, path)

@@ -381,7 +381,7 @@ def case_unknown_task(tmp):
 @case
 def case_unknown_task_field(tmp):
     c = task_file(tmp, CUSTOM_TASK + "  colour: blue\n")
-    c.expects = ["unknown field 'colour'", "allowed: "]
+    c.expects = ["my-nli.colour", "unknown key", "allowed: "]
     return c
 
 
@@ -395,7 +395,22 @@ def case_unknown_task_type(tmp):
 @case
 def case_unknown_metric(tmp):
     c = task_file(tmp, CUSTOM_TASK.replace("[accuracy]", "[accuracy, auc]"))
-    c.expects = ["my-nli.metrics", "'auc'", "'accuracy', 'f1', 'mcc', 'pearson', 'spearman'"]
+    c.expects = ["my-nli.metrics", "'auc'", "accuracy, f1, mcc, pearson, spearman"]
+    return c
+
+
+@case
+def case_task_hub_no_label_not_a_number(tmp):
+    hub = "  hub: {path: me/my-nli, columns: {text_a: premise}, no_label: yes}\n"
+    c = task_file(tmp, CUSTOM_TASK + hub)
+    c.expects = ["my-nli.hub.no_label", "True", "number"]
+    return c
+
+
+@case
+def case_task_local_split_without_text_a(tmp):
+    c = task_file(tmp, CUSTOM_TASK.replace("columns: {text_a: premise, ", "columns: {"))
+    c.expects = ["my-nli.local.columns", "'text_a' is a required property"]
     return c
 
 
