@@ -334,7 +334,7 @@ def _add_report(p) -> None:
     _add_report
 )
 def report(args) -> None:
-    from mtdnn.report.glue import glue as rep
+    from mtdnn.report import glue as rep
 
     skipped = [t for t in args.skipped.split(",") if t]
     rep.build(

@@ -16,8 +16,8 @@ from pathlib import Path
 from mtdnn import paths
 from mtdnn.config import stage_config, task_specs
 from mtdnn.errors import MtdnnError
-from mtdnn.ingest.sources import expand_path, hub_offline, split_files
-from mtdnn.tasks import TaskSpec
+from mtdnn.ingest.sources import expand_path, hub_offline, resolve_split, split_files
+from mtdnn.tasks import HubSource, TaskSpec, parse_file_source
 
 log = logging.getLogger(__name__)
 GLUE_MODELS = ("base", "mtl", "mtdnn")
@@ -57,30 +57,41 @@ class Grid:
     def train_missing(self, name: str) -> str | None:
         """None when the task's train split can be had, else where it was looked for, in words.
 
-        A task whose folder exists in the local GLUE copy is local (QNLI there has no train.tsv);
-        otherwise it comes from the Hub, or from the Hub-style mirror in ``data.hub_dir``."""
+        Where the split comes from is decided by ``sources.resolve_split``, as ``mtdnn prepare``
+        decides it: a declared file, then the local GLUE copy, then the Hub (or the Hub-style
+        mirror in ``data.hub_dir``)."""
         task = self.tasks[name]
         split = task.train_split or ""
-        source = self.params["data"]["sources"].get(name, {}).get(split)
-        if source is not None and (path := expand_path(source["file"], f"data.sources.{name}")):
-            return None if path.is_file() else f"data.sources.{name}.{split}: {path} not found"
-        folder = (
-            os.path.join(self.glue_dir, task.local.dir) if self.glue_dir and task.local else None
-        )
-        if folder and os.path.isdir(folder):
-            local = task.local.splits.get(split)
-            path = os.path.join(folder, local.file if local else f"{split}.tsv")
-            return None if local and os.path.isfile(path) else f"{path} not found"
-        if self.glue_dir is None:
-            where = "GLUE_DIR is not set"
-        else:
-            where = f"{self.glue_dir} has no {task.local.dir}/" if task.local else "not local"
-        return self._hub_missing(task, split, where)
-
-    def _hub_missing(self, task: TaskSpec, split: str, where: str) -> str | None:
-        hub = task.hub
-        if hub is None or split not in hub.splits:
+        declared = self.params["data"]["sources"].get(name, {})
+        overrides = {
+            s: parse_file_source(b, f"data.sources.{name}.{s}") for s, b in declared.items()
+        }
+        root = Path(self.glue_dir) if self.glue_dir else None
+        origin = resolve_split(task, split, overrides, root)
+        if origin is not None and origin.path is not None:  # a declared file or the local copy
+            return (
+                None
+                if origin.path.is_file()
+                else f"data.sources.{name}.{split}: {origin.path} not found"
+            )
+        where = self._not_local(task, split)
+        if origin is None:
             return f"{where}, and the task has no Hub source"
+        return self._hub_missing(origin.hub, split, where)
+
+    def _not_local(self, task: TaskSpec, split: str) -> str:
+        """Why the local GLUE copy does not have ``split``, in words."""
+        if self.glue_dir is None:
+            return "GLUE_DIR is not set"
+        if task.local is None:
+            return "not local"
+        folder = Path(self.glue_dir, task.local.dir)
+        if not folder.is_dir():
+            return f"{self.glue_dir} has no {task.local.dir}/"
+        local = task.local.splits.get(split)
+        return f"{folder / (local.file if local else f'{split}.tsv')} not found"
+
+    def _hub_missing(self, hub: HubSource, split: str, where: str) -> str | None:
         if os.path.isdir(hub.path):  # a Hub-style local copy (data.hub_dir)
             if split_files(hub, hub.splits[split]):
                 return None
