@@ -402,8 +402,10 @@ def test_fresh_clone_after_pull_reruns_exactly_a_changed_task(
     """A clone has no Snakemake metadata: only the knob keys in the paths can tell it what is
     stale. Changing one task's fine-tuning lr there owes that task's two cells and the tables."""
     remote = tmp_path / "remote"
-    project.run("dvc", "remote", "add", "-d", "-f", "clone-remote", str(remote))
-    # Earlier tests ran workspace experiments: push the committed baseline's outputs too.
+    # --local: `--all-commits` reads each commit's own .dvc/config, and a remote added to the
+    # workspace's config exists in none of them, so DVC would skip every commit ("failed to
+    # collect") and push only the workspace, which earlier experiments have moved on.
+    project.run("dvc", "remote", "add", "--local", "-d", "-f", "clone-remote", str(remote))
     project.run("dvc", "push", "--all-commits")
     clone = tmp_path / "clone"
     project.run("git", "clone", "-q", str(project.root), str(clone))
