@@ -73,6 +73,30 @@ def sample(pid: int, out: list[tuple[float, int]], stop: threading.Event) -> Non
         pass
 
 
+def train_command(grid, cfg: dict, threads: int, out: Path) -> list[str]:
+    """The default profile's ``mtdnn train-mtl`` call, with ``cfg`` as its stage config."""
+    return [
+        *(sys.executable, "-m", "mtdnn", "train-mtl"),
+        *("--tasks", ",".join(grid.mtl_tasks), "--seed", "1", "--max-len", str(grid.max_len)),
+        *("--cfg", json.dumps(cfg), "--threads", str(threads), "--out", str(out)),
+    ]
+
+
+def sample_child(proc: subprocess.Popen, samples: list, stop: threading.Event):
+    """Start sampling the wrapper's child (the training process) once it exists; None if it ended
+    before it was seen (ru_maxrss still holds its peak)."""
+    while proc.poll() is None:
+        kids = psutil.Process(proc.pid).children()
+        if kids:
+            sampler = threading.Thread(
+                target=sample, args=(kids[0].pid, samples, stop), daemon=True
+            )
+            sampler.start()
+            return sampler
+        time.sleep(0.02)
+    return None
+
+
 def measure(grid, max_train: int | None, threads: int, env: dict[str, str]) -> dict:
     """Run train-mtl in a child and return its peak RSS and the sampled timeline."""
     cfg = json.loads(grid.stage_json("mtl"))
@@ -80,24 +104,6 @@ def measure(grid, max_train: int | None, threads: int, env: dict[str, str]) -> d
         cfg["max_train_examples"] = max_train
     out = Path(f"models/mtl-{max_train}")
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "mtdnn",
-        "train-mtl",
-        "--tasks",
-        ",".join(grid.mtl_tasks),
-        "--seed",
-        "1",
-        "--max-len",
-        str(grid.max_len),
-        "--cfg",
-        json.dumps(cfg),
-        "--threads",
-        str(threads),
-        "--out",
-        str(out),
-    ]
     # A wrapper process, so that RUSAGE_CHILDREN holds this training run and nothing else.
     wrapper = (
         "import resource,subprocess,sys;r=subprocess.run(sys.argv[1:]).returncode;"
@@ -106,26 +112,12 @@ def measure(grid, max_train: int | None, threads: int, env: dict[str, str]) -> d
     samples: list[tuple[float, int]] = []
     stop = threading.Event()
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", wrapper, *cmd],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    sampler = None
-    while sampler is None and proc.poll() is None:  # the training process is the wrapper's child
-        kids = psutil.Process(proc.pid).children()
-        if kids:
-            sampler = threading.Thread(
-                target=sample, args=(kids[0].pid, samples, stop), daemon=True
-            )
-            sampler.start()
-        else:
-            time.sleep(0.02)
+    cmd = [sys.executable, "-c", wrapper, *train_command(grid, cfg, threads, out)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sampler = sample_child(proc, samples, stop)
     stdout, stderr = proc.communicate()
     stop.set()
-    if sampler is not None:  # None: it ended before it was seen; ru_maxrss still holds its peak
+    if sampler is not None:
         sampler.join()
     if proc.returncode != 0:
         sys.exit(f"train-mtl exited {proc.returncode}: {stderr.strip()[-2000:]}")

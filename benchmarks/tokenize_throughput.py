@@ -97,112 +97,130 @@ def stage_breakdown(task, canonical: Path, tok, max_len: int) -> dict[str, float
     return st
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     common.common_args(p)
     p.add_argument("--task", default="sst2")
     p.add_argument("--repeats", type=int, default=3, help="cold/cached repeats (median)")
     p.add_argument("--profile", action="store_true", help="cProfile one cold call")
     p.add_argument("--json", type=Path, help="also write the results here")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def measure(args: argparse.Namespace, task, canonical: Path, enc_path: str, out: Path) -> dict:
+    """Tokenizer loads, the cold and cached ``tokenize_task``, and ``load_task_data``, in seconds."""
+    from mtdnn.tokenize import load_tokenizer, tokenize_task
+    from mtdnn.training.batching import load_task_data
+
+    t = time.perf_counter()
+    tok = load_tokenizer(enc_path)
+    first_load = time.perf_counter() - t
+    t_load, _, _ = timed(lambda: load_tokenizer(enc_path), args.repeats)
+
+    def cold():
+        shutil.rmtree(out, ignore_errors=True)
+        return tokenize_task(task, canonical, out, enc_path, args.max_len)
+
+    t_cold, colds, manifest = timed(cold, args.repeats)
+    cached = lambda: tokenize_task(task, canonical, out, enc_path, args.max_len)  # noqa: E731
+    t_cached, cacheds, _ = timed(cached, args.repeats)
+    t_data, _, data = timed(lambda: load_task_data(task, out, "train"), args.repeats)
+    n = manifest["splits"]["train"]["rows"]
+    assert len(data) == n
+    return {
+        "task": task.name,
+        "examples": n,
+        "tokens": manifest["splits"]["train"]["tokens"],
+        "machine": common.machine(),
+        "load_average": common.load_average(),
+        "tokenizer_first_load_s": first_load,
+        "tokenizer_load_s": t_load,
+        "cold_s": t_cold,
+        "cold_runs_s": colds,
+        "cold_ex_s": n / t_cold,
+        "cold_ex_s_excl_tokenizer_load": n / max(t_cold - t_load, 1e-9),
+        "cached_s": t_cached,
+        "cached_runs_s": cacheds,
+        "cached_ex_s": n / t_cached,
+        "cached_over_cold": t_cold / t_cached,
+        "load_task_data_s": t_data,
+        "stages_s": stage_breakdown(task, canonical, tok, args.max_len),
+    }
+
+
+def print_results(res: dict, args: argparse.Namespace) -> None:
+    n, t_cold, t_load = res["examples"], res["cold_s"], res["tokenizer_load_s"]
+    print(f"\n# tokenize throughput: {res['task']} train, {n:,} examples, {res['tokens']:,} tokens")
+    print(f"machine: {res['machine']}; load average {res['load_average']}")
+    print(f"median of {args.repeats} runs; max_len {args.max_len}; encoder {args.encoder}\n")
+    rows = [
+        ["import transformers (once)", f"{res['import_transformers_s']:.2f}", "-"],
+        ["tokenizer load, first (after import)", f"{res['tokenizer_first_load_s']:.3f}", "-"],
+        ["tokenizer load (warm)", f"{t_load:.3f}", "-"],
+        ["cold: tokenize_task, no cache", f"{t_cold:.2f}", f"{res['cold_ex_s']:,.0f}"],
+        [
+            "cold, excluding tokenizer load",
+            f"{t_cold - t_load:.2f}",
+            f"{res['cold_ex_s_excl_tokenizer_load']:,.0f}",
+        ],
+        [
+            "cached: tokenize_task, cache hit",
+            f"{res['cached_s']:.3f}",
+            f"{res['cached_ex_s']:,.0f}",
+        ],
+        [
+            "load_task_data (Arrow -> numpy)",
+            f"{res['load_task_data_s']:.3f}",
+            f"{n / res['load_task_data_s']:,.0f}",
+        ],
+    ]
+    print(common.table(rows, ["path", "seconds", "examples/s"]))
+    print(f"\ncached / cold: {res['cached_over_cold']:.1f}x")
+    verdict = "meets" if res["cold_ex_s"] >= TARGET else "MISSES"
+    print(f"cold target >= {TARGET:,} ex/s: {verdict} ({res['cold_ex_s']:,.0f} ex/s)\n")
+    print("cold-path stage breakdown (one run each):")
+    stages = [[k, f"{v:.3f}", f"{100 * v / t_cold:.0f} %"] for k, v in res["stages_s"].items()]
+    print(common.table(stages, ["stage", "seconds", "share of cold"]))
+
+
+def profile_cold(task, canonical: Path, enc_path: str, out: Path, max_len: int) -> None:
+    """cProfile one cold ``tokenize_task`` and print its top 15 functions by cumulative time."""
+    import cProfile
+    import pstats
+
+    from mtdnn.tokenize import tokenize_task
+
+    shutil.rmtree(out, ignore_errors=True)
+    prof = cProfile.Profile()
+    prof.enable()
+    tokenize_task(task, canonical, out, enc_path, max_len)
+    prof.disable()
+    print("\ncProfile of one cold tokenize_task (top 15 by cumulative time):")
+    pstats.Stats(prof, stream=sys.stdout).sort_stats("cumulative").print_stats(15)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     common.offline_env(args.threads)
     t = time.perf_counter()
     import transformers  # noqa: F401
 
     t_import = time.perf_counter() - t
     common.setup_env(args.threads)
-
     with common.scratch(args.workdir, args.keep):
+        from mtdnn import paths
         from mtdnn.model.encoders import resolve_encoder
-        from mtdnn.tokenize import load_tokenizer, tokenize_task
-        from mtdnn.training.batching import load_task_data
 
         (task,) = common.task_specs([args.task])
         canonical = train_only_canonical(task, common.prepare(task, args.glue_dir))
         enc_path = resolve_encoder(args.encoder)
-        out = Path(f"data/tokenized/{args.encoder}-L{args.max_len}/{task.name}")
-
-        t = time.perf_counter()
-        tok = load_tokenizer(enc_path)
-        t_first_load = time.perf_counter() - t
-        t_load, loads, _ = timed(lambda: load_tokenizer(enc_path), args.repeats)
-
-        def cold():
-            shutil.rmtree(out, ignore_errors=True)
-            return tokenize_task(task, canonical, out, enc_path, args.max_len)
-
-        t_cold, colds, manifest = timed(cold, args.repeats)
-        n = manifest["splits"]["train"]["rows"]
-        tokens = manifest["splits"]["train"]["tokens"]
-        t_cached, cacheds, _ = timed(
-            lambda: tokenize_task(task, canonical, out, enc_path, args.max_len), args.repeats
-        )
-        t_loaddata, _, data = timed(lambda: load_task_data(task, out, "train"), args.repeats)
-        assert len(data) == n
-        stages = stage_breakdown(task, canonical, tok, args.max_len)
-
-        cold_ex = n / t_cold
-        cold_ex_noload = n / max(t_cold - t_load, 1e-9)
-        cached_ex = n / t_cached
-        res = {
-            "task": task.name,
-            "examples": n,
-            "tokens": tokens,
-            "machine": common.machine(),
-            "load_average": common.load_average(),
-            "import_transformers_s": t_import,
-            "tokenizer_first_load_s": t_first_load,
-            "tokenizer_load_s": t_load,
-            "cold_s": t_cold,
-            "cold_runs_s": colds,
-            "cold_ex_s": cold_ex,
-            "cold_ex_s_excl_tokenizer_load": cold_ex_noload,
-            "cached_s": t_cached,
-            "cached_runs_s": cacheds,
-            "cached_ex_s": cached_ex,
-            "cached_over_cold": cached_ex / cold_ex,
-            "load_task_data_s": t_loaddata,
-            "stages_s": stages,
-        }
-
-        print(f"\n# tokenize throughput: {task.name} train, {n:,} examples, {tokens:,} tokens")
-        print(f"machine: {res['machine']}; load average {res['load_average']}")
-        print(f"median of {args.repeats} runs; max_len {args.max_len}; encoder {args.encoder}\n")
-        rows = [
-            ["import transformers (once)", f"{t_import:.2f}", "-"],
-            ["tokenizer load, first (after import)", f"{t_first_load:.3f}", "-"],
-            ["tokenizer load (warm)", f"{t_load:.3f}", "-"],
-            ["cold: tokenize_task, no cache", f"{t_cold:.2f}", f"{cold_ex:,.0f}"],
-            ["cold, excluding tokenizer load", f"{t_cold - t_load:.2f}", f"{cold_ex_noload:,.0f}"],
-            ["cached: tokenize_task, cache hit", f"{t_cached:.3f}", f"{cached_ex:,.0f}"],
-            ["load_task_data (Arrow -> numpy)", f"{t_loaddata:.3f}", f"{n / t_loaddata:,.0f}"],
-        ]
-        print(common.table(rows, ["path", "seconds", "examples/s"]))
-        print(f"\ncached / cold: {cached_ex / cold_ex:.1f}x")
-        verdict = "meets" if cold_ex >= TARGET else "MISSES"
-        print(f"cold target >= {TARGET:,} ex/s: {verdict} ({cold_ex:,.0f} ex/s)\n")
-        print("cold-path stage breakdown (one run each):")
-        print(
-            common.table(
-                [[k, f"{v:.3f}", f"{100 * v / t_cold:.0f} %"] for k, v in stages.items()],
-                ["stage", "seconds", "share of cold"],
-            )
-        )
-
+        out = paths.tokenized_dir(args.encoder, args.max_len, task.name)
+        res = {"import_transformers_s": t_import} | measure(args, task, canonical, enc_path, out)
+        print_results(res, args)
         if args.profile:
-            import cProfile
-            import pstats
-
-            shutil.rmtree(out, ignore_errors=True)
-            prof = cProfile.Profile()
-            prof.enable()
-            tokenize_task(task, canonical, out, enc_path, args.max_len)
-            prof.disable()
-            print("\ncProfile of one cold tokenize_task (top 15 by cumulative time):")
-            pstats.Stats(prof, stream=sys.stdout).sort_stats("cumulative").print_stats(15)
-
-        if args.json:
-            args.json.write_text(json.dumps(res, indent=2))
+            profile_cold(task, canonical, enc_path, out, args.max_len)
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
     return 0
 
 

@@ -247,6 +247,31 @@ def test_the_glue_table_names_left_out_tasks(cli, tmp_path) -> None:
         assert last == footnote if footnote else last.startswith("|"), last
 
 
+def test_the_adaptation_table_pairs_the_inits_by_seed(cli, tmp_path) -> None:
+    """`mtdnn report adapt` follows the table with MT-DNN init − base init per seed, per split and
+    size, and records each mean difference in the metrics file."""
+    accuracy = {("base", 1): 60.0, ("mtdnn", 1): 66.5, ("base", 2): 62.0, ("mtdnn", 2): 61.0}
+    cells = []
+    for (init, seed), acc in accuracy.items():
+        cell = tmp_path / f"{init}{seed}.json"
+        info = {"table": "adapt", "task": "snli", "init": init, "size": "n549", "n": 549}
+        doc = {
+            "cell": info | {"seed": seed},
+            "metrics": {"dev": {"accuracy": acc}, "test": {"accuracy": acc + 1}},
+        }
+        cell.write_text(json.dumps(doc))
+        cells.append(cell)
+    md, metrics = tmp_path / "adapt.md", tmp_path / "adapt.json"
+    argv = ["report", "adapt", *cells, "--csv", tmp_path / "adapt.csv", "--markdown", md]
+    r = cli([*argv, "--metrics", metrics], tmp_path)
+    assert r.returncode == 0, r.stderr
+    text = md.read_text()
+    assert "MT-DNN init − base init, paired by seed:" in text
+    assert "| snli | dev | 549 | 1: +6.5, 2: -1.0 | 2.8 ± 5.3 | 1/2 |" in text
+    assert "| snli | test | 549 | 1: +6.5, 2: -1.0 | 2.8 ± 5.3 | 1/2 |" in text
+    assert json.loads(metrics.read_text())["adapt_delta/snli/n549"] == 2.75
+
+
 def test_domain_adaptation_has_its_own_encoder_and_init(monkeypatch) -> None:
     """The paper adapts bert-base from an MT-DNN init trained with bert-base; null shares GLUE's."""
     monkeypatch.delenv("GLUE_DIR", raising=False)

@@ -1,5 +1,6 @@
 """The code's layering, read statically: no import cycle inside the package (every import counts,
-deferred ones in functions too), and no test module imports another test module."""
+deferred ones in functions too), no test module imports another test module, and no function is
+longer than a screen."""
 
 from __future__ import annotations
 
@@ -61,3 +62,31 @@ def test_no_test_module_imports_another():
     for path in sorted((REPO / "tests").glob("*.py")):
         imported = {name.split(".")[0] for name in imported_modules(path, "tests")}
         assert not imported & tests, (path.name, sorted(imported & tests))
+
+
+MAX_FUNCTION_LINES = 60
+CODE_DIRS = ("mtdnn", "benchmarks", "tests", "workflow")
+
+
+def long_functions(source: str, limit: int = MAX_FUNCTION_LINES) -> list[tuple[str, int]]:
+    """(name, lines) of every function or method in ``source`` longer than ``limit`` lines,
+    decorators excluded, nested functions counted inside their parent too."""
+    return [
+        (node.name, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > limit
+    ]
+
+
+def test_no_function_is_longer_than_sixty_lines():
+    files = [p for d in CODE_DIRS for p in sorted((REPO / d).rglob("*.py"))]
+    assert len(files) > 80  # the tree was read
+    too_long = {str(p.relative_to(REPO)): long_functions(p.read_text()) for p in files}
+    assert {k: v for k, v in too_long.items() if v} == {}
+
+
+def test_the_length_check_counts_a_long_method():
+    body = "\n".join(f"        x{i} = {i}" for i in range(60))
+    source = f"class A:\n    def short(self):\n        pass\n\n    def long(self):\n{body}\n"
+    assert long_functions(source) == [("long", 61)]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from mtdnn.paper import ADAPT, ADAPT_SIZES
+from mtdnn.report.seeds import paired_summary
 
 INIT_LABELS = {"base": "base encoder", "mtdnn": "MT-DNN encoder"}
 
@@ -19,6 +20,11 @@ def _paper(dataset: str, n: int, init: str) -> float | None:
     return None
 
 
+def split_of(task: str, column: str) -> str:
+    """``snli`` -> dev, ``snli-test`` -> test: the split a table column holds."""
+    return column.removeprefix(f"{task}-") if column != task else "dev"
+
+
 def adapt_table(frame: pd.DataFrame, decimals: int, plot: Path | None) -> tuple[pd.DataFrame, dict]:
     frame = frame[frame["metric"] == "accuracy"].astype({"n": int})
     rows, flat = [], {}
@@ -29,7 +35,7 @@ def adapt_table(frame: pd.DataFrame, decimals: int, plot: Path | None) -> tuple[
         rows.append(
             {
                 "dataset": task,
-                "split": column.removeprefix(f"{task}-") if column != task else "dev",
+                "split": split_of(task, column),
                 "n_train": n,
                 "init": init,
                 "seeds": len(vals),
@@ -43,6 +49,22 @@ def adapt_table(frame: pd.DataFrame, decimals: int, plot: Path | None) -> tuple[
     if plot is not None:
         plot_curves(frame, plot)
     return table, flat
+
+
+def adapt_paired_differences(frame: pd.DataFrame, decimals: int) -> tuple[pd.DataFrame, dict]:
+    """MT-DNN init − base init per seed, for each dataset, split and training-set size (the same
+    seed draws the same rows for both inits)."""
+    frame = frame[frame["metric"] == "accuracy"].astype({"n": int})
+    keys = ["task", "column", "n"]
+    wide = frame.pivot_table(index=[*keys, "seed"], columns="init", values="value")
+    diff = (wide["mtdnn"] - wide["base"]).dropna()
+    rows, flat = [], {}
+    for (task, column, n), vals in diff.groupby(level=keys, sort=True):
+        vals = vals.droplevel(keys)
+        where = {"dataset": task, "split": split_of(task, column), "n_train": n}
+        rows.append(where | paired_summary(vals, decimals))
+        flat[f"adapt_delta/{column}/n{n}"] = round(float(vals.mean()), 4)
+    return pd.DataFrame(rows), flat
 
 
 def plot_curves(frame: pd.DataFrame, out: Path) -> None:

@@ -9,6 +9,7 @@ import pandas as pd
 from mtdnn.errors import MtdnnError
 from mtdnn.fileio import atomic_path, read_json, write_json, write_text
 from mtdnn.paper import GLUE_DEV
+from mtdnn.report.seeds import mean_std, paired_summary
 
 MODEL_LABELS = {
     "base": "ours: single-task (base)",
@@ -55,12 +56,6 @@ def load_cells(files: list[Path]) -> pd.DataFrame:
     if not rows:
         raise MtdnnError("report: no metrics found in the given cells")
     return pd.DataFrame(rows)
-
-
-def _fmt(values: pd.Series, decimals: int) -> str:
-    if len(values) == 1:
-        return f"{values.iloc[0]:.{decimals}f}"
-    return f"{values.mean():.{decimals}f} ± {values.std(ddof=1):.{decimals}f}"
 
 
 def glue_columns(frame: pd.DataFrame) -> list[str]:
@@ -112,10 +107,10 @@ def glue_table(frame: pd.DataFrame, decimals: int) -> tuple[pd.DataFrame, dict]:
         for c in cols:
             vals = sub[sub["key"] == c].sort_values("seed")["value"]
             if len(vals):
-                row[c] = _fmt(vals, decimals)
+                row[c] = mean_std(vals, decimals)
                 flat[f"{c}/{model}"] = round(float(vals.mean()), 4)
         score = _task_means(scored[scored["model"] == model])
-        row["GLUE score"] = _fmt(score, decimals)
+        row["GLUE score"] = mean_std(score, decimals)
         flat[f"glue_score/{model}"] = round(float(score.mean()), 4)
         rows.append(row)
     table = pd.DataFrame(rows, columns=["model", "seeds", *cols, "GLUE score"])
@@ -139,12 +134,7 @@ def paired_differences(frame: pd.DataFrame, decimals: int) -> tuple[pd.DataFrame
     for key in [*(c for c in glue_columns(frame) if c in diff), "GLUE score"]:
         vals = diff[key].dropna()
         rows.append(
-            {
-                "column": display(key) if "/" in key else key,
-                "per seed": ", ".join(f"{s}: {v:+.{decimals}f}" for s, v in vals.items()),
-                "mean ± std": _fmt(vals, decimals),
-                "seeds > 0": f"{int((vals > 0).sum())}/{len(vals)}",
-            }
+            {"column": display(key) if "/" in key else key} | paired_summary(vals, decimals)
         )
         flat[f"delta/{key}"] = round(float(vals.mean()), 4)
     return pd.DataFrame(rows), flat
@@ -157,21 +147,27 @@ def _paper_score(scored: pd.DataFrame, idx: int) -> float:
     return glue_score({k: GLUE_DEV[k][idx] for k in keys}) if keys else float("nan")
 
 
+PAIRED_TITLE = {
+    "glue": "MT-DNN − single-task, paired by seed:",
+    "adapt": "MT-DNN init − base init, paired by seed:",
+}
+
+
 def write_table(
     table: pd.DataFrame,
     csv: Path,
     markdown: Path | None,
-    paired: pd.DataFrame | None = None,
+    paired: tuple[str, pd.DataFrame] | None = None,
     footnote: str | None = None,
 ) -> None:
-    """The table as CSV; as Markdown, followed by the paired per-seed differences when given,
-    and by the footnote (tasks the profile names that were left out)."""
+    """The table as CSV; as Markdown, followed by the paired per-seed differences when given
+    (a title and a table), and by the footnote (tasks the profile names that were left out)."""
     with atomic_path(csv) as tmp:
         table.to_csv(tmp, index=False)
     if markdown is not None:
         text = to_markdown(table) + "\n"
         if paired is not None:
-            text += "\nMT-DNN − single-task, paired by seed:\n\n" + to_markdown(paired) + "\n"
+            text += f"\n{paired[0]}\n\n" + to_markdown(paired[1]) + "\n"
         if footnote:
             text += f"\n{footnote}\n"
         write_text(markdown, text)
@@ -187,7 +183,7 @@ def skipped_note(skipped: list[str]) -> str | None:
 
 def to_markdown(table: pd.DataFrame) -> str:
     """Plain pipe table (no tabulate dependency)."""
-    cells = table.fillna("").astype(str)
+    cells = table.astype(object).fillna("").astype(str)
     lines = ["| " + " | ".join(cells.columns) + " |", "|" + "---|" * len(cells.columns)]
     lines += ["| " + " | ".join(r) + " |" for r in cells.itertuples(index=False)]
     return "\n".join(lines)
@@ -204,16 +200,18 @@ def build(
     skipped: list[str] | None = None,
 ) -> None:
     frame = load_cells(cells)
-    extra = None
     if table == "glue":
         out, flat = glue_table(frame, decimals)
-        if {"mtdnn", "base"} <= set(frame["model"]):
-            extra, deltas = paired_differences(frame, decimals)
-            flat |= deltas
+        pair = paired_differences if {"mtdnn", "base"} <= set(frame["model"]) else None
     else:
-        from mtdnn.report.adapt import adapt_table
+        from mtdnn.report.adapt import adapt_paired_differences, adapt_table
 
         out, flat = adapt_table(frame, decimals, plot)
+        pair = adapt_paired_differences if {"mtdnn", "base"} <= set(frame["init"]) else None
+    extra = None
+    if pair is not None:
+        diffs, deltas = pair(frame, decimals)
+        extra, flat = (PAIRED_TITLE[table], diffs), flat | deltas
     write_table(out, csv, markdown, extra, skipped_note(skipped or []))
     if metrics is not None:
         write_json(metrics, flat)
