@@ -15,12 +15,23 @@ SOURCES = sorted((REPO / "mtdnn").rglob("*.py")) + sorted((REPO / "benchmarks").
 
 
 def _calls(tree: ast.AST):
+    """(call, base, name): ``eval(x)`` -> ("", "eval"), ``pickle.load(f)`` -> ("pickle", "load"),
+    ``trainer.model.eval()`` -> ("trainer.model", "eval"), a method and not the builtin."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             f = node.func
             name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
-            base = getattr(f.value, "id", "") if isinstance(f, ast.Attribute) else ""
+            base = ast.unparse(f.value) if isinstance(f, ast.Attribute) else ""
             yield node, base, name
+
+
+def test_call_reader_tells_the_builtin_from_a_method():
+    source = "eval(x)\nbuiltins.exec(y)\ntrainer.model.eval()\nmodel.eval()\npickle.load(f)"
+    calls = [(base, name) for _, base, name in _calls(ast.parse(source))]
+    assert sorted(calls) == sorted(
+        [("", "eval"), ("builtins", "exec"), ("trainer.model", "eval"), ("model", "eval")]
+        + [("pickle", "load")]
+    )
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
