@@ -109,8 +109,9 @@ def tokenize(task, encoder: str, max_len: int) -> Path:
 
 
 def token_examples(data) -> list[dict]:
-    """Per-example token ids of a ``TaskData`` (mtdnn's tokenized cache), so that every contender
-    sees identical inputs; float labels for regression, label indices otherwise."""
+    """Per-example token ids and an all-ones attention mask of a ``TaskData`` (mtdnn's tokenized
+    cache), so that every contender sees identical inputs; float labels for regression, label
+    indices otherwise."""
     from mtdnn.tasks import TaskType
 
     d, o = data, data.offsets
@@ -119,6 +120,7 @@ def token_examples(data) -> list[dict]:
         {
             "input_ids": d.ids[o[i] : o[i + 1]].tolist(),
             "token_type_ids": d.types[o[i] : o[i + 1]].tolist(),
+            "attention_mask": [1] * int(o[i + 1] - o[i]),
             "labels": as_label(d.labels[i]),
         }
         for i in range(len(d))

@@ -300,10 +300,7 @@ def hf_args(ours: Ours, seed: int, out: Path) -> TrainingArguments:
 def hf_dataset(data: TaskData) -> datasets.Dataset:
     import datasets
 
-    feats = common.token_examples(data)
-    for f in feats:
-        f["attention_mask"] = [1] * len(f["input_ids"])
-    return datasets.Dataset.from_list(feats)
+    return datasets.Dataset.from_list(common.token_examples(data))
 
 
 def hf_trainer(

@@ -83,7 +83,6 @@ def hf_dataset(key: str, r: Rows, pad: int, max_len: int):
     feats = common.token_examples(r.data)
     for f in feats:
         n = len(f["input_ids"])
-        f["attention_mask"] = [1] * n
         f["length"] = n
         if key == "a":
             f["input_ids"] = f["input_ids"] + [pad] * (max_len - n)
