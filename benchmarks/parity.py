@@ -22,6 +22,11 @@ Usage:
     python benchmarks/parity.py                                   # 4 tasks x 3 seeds, hours
     python benchmarks/parity.py --budget default --json parity-default.json
     python benchmarks/parity.py --tasks rte,stsb --seeds 1 --max-train 64 --budget full  # smoke
+    python benchmarks/parity.py --merge rte.json mrpc.json  # one report from split runs
+
+One process per core at one thread each is the fastest way through the pairs on a CPU: split the
+tasks or seeds across processes (``--tasks rte --json rte.json`` beside ``--tasks mrpc,cola --json
+mc.json``), then ``--merge`` their JSON files into one summary.
 """
 
 from __future__ import annotations
@@ -600,10 +605,54 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     p.add_argument("--max-train", type=int, help="at most N training rows per task (smoke runs)")
     p.add_argument("--json", type=Path, help="also write the table and every run here")
+    p.add_argument(
+        "--merge", type=Path, nargs="+", metavar="JSON", help="report from these --json files"
+    )
     args = p.parse_args(argv)
     args.tasks = [t for t in args.tasks.split(",") if t]
     args.seeds = [int(s) for s in args.seeds.split(",") if s]
     return args
+
+
+def merge(paths: list[Path]) -> tuple[dict, dict]:
+    """The environment of the first file and, per budget, every run of every file re-summarised
+    (the same (budget, task, seed, trainer) twice is an error: it would count a seed twice)."""
+    from mtdnn.errors import MtdnnError
+
+    env: dict = {}
+    runs: dict[str, list[dict]] = {}
+    setups: dict[str, dict] = {}
+    for path in paths:
+        try:
+            doc = json.loads(path.read_text())
+            env = env or doc["environment"]
+            for budget, result in doc["budgets"].items():
+                runs.setdefault(budget, []).extend(result["runs"])
+                setups.setdefault(budget, result["setup"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise MtdnnError(f"{path}: expected a parity.py --json file ({e!r})") from None
+    results = {}
+    for budget, docs in runs.items():
+        keys = [(d["task"], d["seed"], d["impl"]) for d in docs]
+        if len(set(keys)) < len(keys):
+            raise MtdnnError(f"--merge: a {budget} run appears twice in {[str(p) for p in paths]}")
+        outcomes = [Outcome(**d) for d in docs]
+        tasks = list(dict.fromkeys(o.task for o in outcomes))
+        summary = summarise(outcomes, tasks)
+        results[budget] = {"setup": setups[budget], "summary": summary, "runs": docs}
+    return env, results
+
+
+def measure(args: argparse.Namespace) -> tuple[dict, dict]:
+    """Train every pair of the chosen budgets: the environment and the results per budget."""
+    budgets = ["full", "default"] if args.budget == "both" else [args.budget]
+    with common.scratch(args.workdir, args.keep) as work:
+        for s in common.task_specs(args.tasks):
+            common.prepare(s, args.glue_dir)
+            common.tokenize(s, args.encoder, args.max_len)
+        env = environment(args)
+        print(f"machine: {common.machine()}; load average {env['load_average']}", flush=True)
+        return env, {b: run_budget(b, args, work) for b in budgets}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -611,23 +660,17 @@ def main(argv: list[str] | None = None) -> int:
     common.setup_env(args.threads)
     from mtdnn.errors import MtdnnError
 
-    budgets = ["full", "default"] if args.budget == "both" else [args.budget]
     started = time.perf_counter()
     try:
-        with common.scratch(args.workdir, args.keep) as work:
-            for s in common.task_specs(args.tasks):
-                common.prepare(s, args.glue_dir)
-                common.tokenize(s, args.encoder, args.max_len)
-            env = environment(args)
-            print(f"machine: {common.machine()}; load average {env['load_average']}", flush=True)
-            results = {b: run_budget(b, args, work) for b in budgets}
+        env, results = merge(args.merge) if args.merge else measure(args)
     except MtdnnError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for b, r in results.items():
         runs = [Outcome(**o) for o in r["runs"]]
         print("\n" + report(b, env, r["setup"], r["summary"], runs))
-    print(f"\ntotal wall {time.perf_counter() - started:.0f} s")
+    if not args.merge:
+        print(f"\ntotal wall {time.perf_counter() - started:.0f} s")
     if args.json:
         from mtdnn.fileio import atomic_path
 
