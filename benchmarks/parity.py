@@ -614,32 +614,49 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def read_results(path: Path) -> tuple[dict, dict[str, tuple[dict, list[Outcome]]]]:
+    """One ``--json`` file: its environment and, per budget, its setup and runs."""
+    from mtdnn.errors import MtdnnError
+
+    try:
+        doc = json.loads(path.read_text())
+        budgets = {
+            b: (r["setup"], [Outcome(**o) for o in r["runs"]]) for b, r in doc["budgets"].items()
+        }
+        return doc["environment"], budgets
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise MtdnnError(f"{path}: expected a parity.py --json file ({e!r})") from None
+
+
 def merge(paths: list[Path]) -> tuple[dict, dict]:
-    """The environment of the first file and, per budget, every run of every file re-summarised
-    (the same (budget, task, seed, trainer) twice is an error: it would count a seed twice)."""
+    """The environment of the first file and, per budget, every run of every file re-summarised.
+    Refused: the same (budget, task, seed, trainer) twice (it would count a seed twice), and
+    files whose setups differ within a budget (readout, precision, batch...)."""
     from mtdnn.errors import MtdnnError
 
     env: dict = {}
-    runs: dict[str, list[dict]] = {}
     setups: dict[str, dict] = {}
+    runs: dict[str, list[Outcome]] = {}
     for path in paths:
-        try:
-            doc = json.loads(path.read_text())
-            env = env or doc["environment"]
-            for budget, result in doc["budgets"].items():
-                runs.setdefault(budget, []).extend(result["runs"])
-                setups.setdefault(budget, result["setup"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise MtdnnError(f"{path}: expected a parity.py --json file ({e!r})") from None
+        file_env, budgets = read_results(path)
+        env = env or file_env
+        for budget, (setup, outcomes) in budgets.items():
+            if setups.setdefault(budget, setup) != setup:
+                raise MtdnnError(
+                    f"{path}: its {budget} setup {setup} differs from {setups[budget]}"
+                )
+            runs.setdefault(budget, []).extend(outcomes)
     results = {}
-    for budget, docs in runs.items():
-        keys = [(d["task"], d["seed"], d["impl"]) for d in docs]
+    for budget, outcomes in runs.items():
+        keys = [(o.task, o.seed, o.impl) for o in outcomes]
         if len(set(keys)) < len(keys):
             raise MtdnnError(f"--merge: a {budget} run appears twice in {[str(p) for p in paths]}")
-        outcomes = [Outcome(**d) for d in docs]
         tasks = list(dict.fromkeys(o.task for o in outcomes))
-        summary = summarise(outcomes, tasks)
-        results[budget] = {"setup": setups[budget], "summary": summary, "runs": docs}
+        results[budget] = {
+            "setup": setups[budget],
+            "summary": summarise(outcomes, tasks),
+            "runs": [dataclasses.asdict(o) for o in outcomes],
+        }
     return env, results
 
 

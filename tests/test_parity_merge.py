@@ -31,9 +31,9 @@ def run(task: str, seed: int, impl: str, acc: float) -> dict:
     }
 
 
-def write(path, runs: list[dict]):
+def write(path, runs: list[dict], pooling: str = "mean"):
     env = {"cpu": {"model": "x", "cores": 2, "avx512_bf16": False, "amx_bf16": False}}
-    setup = {"pooling": "mean", "precision": "fp32", "batch_size": 32, "warmup": 0.1}
+    setup = {"pooling": pooling, "precision": "fp32", "batch_size": 32, "warmup": 0.1}
     doc = {"environment": env, "budgets": {"full": {"setup": setup, "summary": [], "runs": runs}}}
     path.write_text(json.dumps(doc))
     return path
@@ -57,6 +57,13 @@ def test_the_same_run_twice_is_refused(tmp_path):
     a = write(tmp_path / "a.json", [run("rte", 1, "mtdnn", 60.0), run("rte", 1, "hf", 58.0)])
     with pytest.raises(MtdnnError, match="appears twice"):
         parity.merge([a, a])
+
+
+def test_files_with_another_setup_are_refused(tmp_path):
+    a = write(tmp_path / "a.json", [run("rte", 1, "mtdnn", 60.0), run("rte", 1, "hf", 58.0)])
+    b = write(tmp_path / "b.json", [run("rte", 2, "mtdnn", 64.0)], pooling="cls")
+    with pytest.raises(MtdnnError, match=f"{b}: its full setup"):
+        parity.merge([a, b])
 
 
 def test_a_file_that_is_not_a_parity_result_is_one_line(tmp_path, capsys):
