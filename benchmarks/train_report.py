@@ -2,7 +2,8 @@
 
 Useful FLOPs of the rows = 6 * P * sum(len) + 12 * L * H * sum(len^2), with P the transformer
 blocks' parameters (no embeddings, pooler, head) and len the real (unpadded) lengths. MFU is
-useful FLOP/s divided by the bf16 GEMM peak measured in the same run.
+useful FLOP/s divided by the GEMM peak of the dtype the runs compute in, measured in the same run:
+bf16 where the CPU has it natively (autocast then pays), fp32 otherwise (autocast is off there).
 """
 
 from __future__ import annotations
@@ -118,10 +119,15 @@ def fit_lines(results: dict, quiet: float) -> list[str]:
     return lines
 
 
+def mfu_dtype(peak: dict) -> str:
+    """bf16 when it was probed (the CPU has it natively), else fp32."""
+    return "bfloat16" if "bfloat16" in peak else "float32"
+
+
 def report(results: dict, data: dict[str, Rows], shape, peak: dict, quiet: float) -> str:
     """The markdown table, one group per task plus "all", and the notes under it."""
     params, layers, hidden = shape
-    bf16_peak = max(peak["bfloat16"].values()) * 1e9
+    compute_peak = max(peak[mfu_dtype(peak)].values()) * 1e9
     med = {k: {t: pick(v, quiet) for t, v in d.items()} for k, d in results.items()}
     tasks = list(data)
     groups = [(t, [t]) for t in tasks] + ([("all", tasks)] if len(tasks) > 1 else [])
@@ -129,7 +135,7 @@ def report(results: dict, data: dict[str, Rows], shape, peak: dict, quiet: float
     for label, ts in groups:
         flops = sum(useful_flops(data[t].lengths, params, layers, hidden) for t in ts)
         agg = contenders_of(label, ts, med, results)
-        rows += [table_row(label, k, e, agg, flops, bf16_peak, quiet) for k, e in agg.items()]
+        rows += [table_row(label, k, e, agg, flops, compute_peak, quiet) for k, e in agg.items()]
     lines = [common.table(rows, HEADER)]
     lines.append(
         f"* = other processes used more than {100 * quiet:.0f} % of the machine during that run "

@@ -37,15 +37,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from train_contenders import Result, Rows, load_rows, run_hf, run_ours, run_plain  # noqa: E402
-from train_report import NAMES, encoder_shape, report  # noqa: E402
+from train_report import NAMES, encoder_shape, mfu_dtype, report  # noqa: E402
 
 SHAPES = [(4096, 384, 1536), (4096, 1536, 384), (4096, 384, 384), (2048, 2048, 2048)]
 
 
-def gemm_peak(reps: int = 7, shapes=SHAPES, dtypes=("float32", "bfloat16")) -> dict:
+def compute_dtypes() -> tuple[str, ...]:
+    """The GEMM dtypes worth probing: bf16 only where the CPU has it natively. Emulated bf16 runs
+    at 1-2 GFLOP/s, so probing it would cost minutes per probe and give a meaningless MFU base."""
+    from mtdnn.training.precision import cpu_has_bf16
+
+    return ("float32", "bfloat16") if cpu_has_bf16() else ("float32",)
+
+
+def gemm_peak(reps: int = 7, shapes=SHAPES, dtypes: tuple[str, ...] | None = None) -> dict:
     """Median GFLOP/s of torch.matmul on MiniLM-shaped and square matrices, per dtype."""
     import torch
 
+    dtypes = dtypes or compute_dtypes()
     out: dict[str, dict[str, float]] = {}
     for dtype in (getattr(torch, d) for d in dtypes):
         res = {}
@@ -64,7 +73,8 @@ def gemm_peak(reps: int = 7, shapes=SHAPES, dtypes=("float32", "bfloat16")) -> d
 
 
 def best_peak(peaks: list[dict]) -> dict:
-    """Per dtype and shape, the best GFLOP/s seen in the run (the probes measure only bf16)."""
+    """Per dtype and shape, the best GFLOP/s seen in the run (the probes measure only the
+    compute dtype: bf16 where the CPU has it, else fp32)."""
     return {
         d: {s: max(p[d][s] for p in peaks if d in p and s in p[d]) for s in peaks[0][d]}
         for d in peaks[0]
@@ -154,12 +164,12 @@ class Bench:
         return self.record(run_ours(k, rows, a.encoder, a.max_len, self.tmp, a.warmup))
 
     def measure(self, k: str, t: str) -> None:
-        """Retry a contended run up to --max-tries; probe the bf16 peak after every run."""
+        """Retry a contended run up to --max-tries; probe the compute-dtype peak after every run."""
         a = self.args
         for _ in range(a.max_tries_a if k == "a" else a.max_tries):
             wait_for_quiet(a.quiet, a.max_wait)
             quiet = self.once(k, t).others <= a.quiet
-            self.peaks.append(gemm_peak(5, SHAPES[:1], ("bfloat16",)))
+            self.peaks.append(gemm_peak(5, SHAPES[:1], compute_dtypes()[-1:]))
             if quiet:
                 return
 
@@ -196,11 +206,12 @@ def summary(bench: Bench, shape, threads: int) -> None:
         f"\n# training throughput, MiniLM-L6, batch 32, max_len {a.max_len}, "
         f"{a.examples} rows/task, {threads} threads, one timed epoch per run"
     )
+    dtype = mfu_dtype(peak)
+    peaks = "; ".join(f"{d} {max(v.values()):.0f}" for d, v in peak.items())
     print(
         f"useful FLOPs = 6 x {params:,} (transformer-block params) x real tokens "
-        f"+ 12 x {layers} x {hidden} x sum(len^2);  MFU = useful FLOP/s / bf16 GEMM peak "
-        f"({max(peak['bfloat16'].values()):.0f} GFLOP/s; fp32 peak "
-        f"{max(peak['float32'].values()):.0f})\n"
+        f"+ 12 x {layers} x {hidden} x sum(len^2);  MFU = useful FLOP/s / {dtype} GEMM peak "
+        f"(GEMM peaks, GFLOP/s: {peaks})\n"
     )
     print(report(bench.results, bench.data, shape, peak, a.quiet))
     print(f"\ntotal wall {time.perf_counter() - bench.started:.0f} s")
