@@ -42,19 +42,19 @@ from train_report import NAMES, encoder_shape, mfu_dtype, report  # noqa: E402
 SHAPES = [(4096, 384, 1536), (4096, 1536, 384), (4096, 384, 384), (2048, 2048, 2048)]
 
 
-def compute_dtypes() -> tuple[str, ...]:
-    """The GEMM dtypes worth probing: bf16 only where the CPU has it natively. Emulated bf16 runs
-    at 1-2 GFLOP/s, so probing it would cost minutes per probe and give a meaningless MFU base."""
+def compute_dtype() -> str:
+    """The dtype the runs' GEMMs compute in: bf16 only where the CPU has it natively. Emulated bf16
+    runs at 1-2 GFLOP/s, so probing it would cost minutes per probe and give a meaningless MFU base."""
     from mtdnn.training.precision import cpu_has_bf16
 
-    return ("float32", "bfloat16") if cpu_has_bf16() else ("float32",)
+    return "bfloat16" if cpu_has_bf16() else "float32"
 
 
 def gemm_peak(reps: int = 7, shapes=SHAPES, dtypes: tuple[str, ...] | None = None) -> dict:
     """Median GFLOP/s of torch.matmul on MiniLM-shaped and square matrices, per dtype."""
     import torch
 
-    dtypes = dtypes or compute_dtypes()
+    dtypes = dtypes or tuple(dict.fromkeys(("float32", compute_dtype())))
     out: dict[str, dict[str, float]] = {}
     for dtype in (getattr(torch, d) for d in dtypes):
         res = {}
@@ -169,7 +169,7 @@ class Bench:
         for _ in range(a.max_tries_a if k == "a" else a.max_tries):
             wait_for_quiet(a.quiet, a.max_wait)
             quiet = self.once(k, t).others <= a.quiet
-            self.peaks.append(gemm_peak(5, SHAPES[:1], compute_dtypes()[-1:]))
+            self.peaks.append(gemm_peak(5, SHAPES[:1], (compute_dtype(),)))
             if quiet:
                 return
 
