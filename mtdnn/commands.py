@@ -44,6 +44,11 @@ def _add_prepare(p) -> None:
     p.add_argument(
         "--glue-dir", help="local GLUE-layout directory (overrides params and $GLUE_DIR)"
     )
+    p.add_argument(
+        "--need-train",
+        action="store_true",
+        help="fail (write nothing) when the training split cannot be had (the workflow trains it)",
+    )
     _params_arg(p)
 
 
@@ -70,7 +75,7 @@ def prepare(args) -> None:
             )
         glue = str(Path(args.glue_dir).resolve())
     out = args.out or paths.canonical_dir(task.name)
-    manifest = prepare_task(task, out, glue, overrides)
+    manifest = prepare_task(task, out, glue, overrides, need_train=args.need_train)
     rows = ", ".join(f"{s} {v['rows']}" for s, v in manifest["splits"].items())
     log.info("%s → %s: %s", task.name, out, rows)
 

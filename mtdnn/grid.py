@@ -16,7 +16,7 @@ from pathlib import Path
 from mtdnn import paths
 from mtdnn.config import stage_config, task_specs
 from mtdnn.errors import MtdnnError
-from mtdnn.ingest.sources import expand_path, hub_offline, resolve_split, split_files
+from mtdnn.ingest.sources import expand_path, hub_problem, resolve_split, split_files
 from mtdnn.tasks import HubSource, TaskSpec, parse_file_source
 
 log = logging.getLogger(__name__)
@@ -92,13 +92,13 @@ class Grid:
         return f"{folder / (local.file if local else f'{split}.tsv')} not found"
 
     def _hub_missing(self, hub: HubSource, split: str, where: str) -> str | None:
+        """Why the Hub cannot give ``split``, as ``prepare`` will find it (the same functions)."""
         if os.path.isdir(hub.path):  # a Hub-style local copy (data.hub_dir)
             if split_files(hub, hub.splits[split]):
                 return None
             return f"{where}, and {Path(hub.path, hub.name or '')} has no {hub.splits[split]} files"
-        if hub_offline():
-            return f"{where}, and the Hugging Face Hub is disabled (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE)"
-        return None
+        why = hub_problem(hub, hub.splits[split])
+        return f"{where}, and the Hugging Face Hub ({hub.path}) is {why}" if why else None
 
     def _available(self, names: list[str]) -> list[str]:
         """The named tasks that can be trained. Any other is an error, unless the profile lists it

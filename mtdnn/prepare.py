@@ -49,6 +49,18 @@ def plan_origins(
     return origins, missing
 
 
+def _require_train_split(task: TaskSpec, missing: dict[str, str]) -> None:
+    """The workflow trains this task: a train split that cannot be had here would leave a task
+    without training data for the next job to trip over, so stop before anything is written."""
+    split = task.train_split
+    if split in missing:
+        raise MtdnnError(
+            f"task {task.name}: no {split} split ({missing[split] or 'no source declares it'}), "
+            f"but the workflow trains {task.name}; set GLUE_DIR or data.sources.{task.name}."
+            f"{split}, or stage the Hub data with `mtdnn fetch` (data.hub_dir)"
+        )
+
+
 def _require_dev_splits(task: TaskSpec, missing: dict[str, str]) -> None:
     """A dev split that a source declares but that cannot be had: nothing could be evaluated."""
     for split, where in missing.items():
@@ -98,10 +110,17 @@ def is_up_to_date(out_dir: Path, fingerprint: dict) -> bool:
 
 
 def prepare_task(
-    task: TaskSpec, out_dir: Path, glue: str | None = None, overrides: dict | None = None
+    task: TaskSpec,
+    out_dir: Path,
+    glue: str | None = None,
+    overrides: dict | None = None,
+    need_train: bool = False,
 ) -> dict:
-    """Write ``<out_dir>/<split>.parquet`` and ``manifest.json``; a no-op when inputs are unchanged."""
+    """Write ``<out_dir>/<split>.parquet`` and ``manifest.json``; a no-op when inputs are unchanged.
+    ``need_train``: the training split must be had (the workflow trains the task)."""
     origins, missing = plan_origins(task, glue, overrides or {})
+    if need_train:
+        _require_train_split(task, missing)
     fingerprint = _fingerprint(task, origins)
     if is_up_to_date(out_dir, fingerprint):
         log.info("%s: up to date (%s)", task.name, out_dir)

@@ -44,6 +44,15 @@ def tiny_project(tmp_path_factory, glue_dir):
         yield made
 
 
+@pytest.fixture
+def hub_online(monkeypatch):
+    """The Hub as a user with internet has it: no offline variable, and the reachability probe
+    answers yes (without a request: planning only asks whether the Hub can be used)."""
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr("mtdnn.ingest.sources.hub_reachable", lambda endpoint: True)
+
+
 @pytest.fixture(name="run_cli")
 def run_cli_fixture():
     """:func:`run_cli` as a fixture."""

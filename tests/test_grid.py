@@ -127,9 +127,8 @@ def test_default_profile_skips_qnli_under_the_local_copy(local_data, monkeypatch
         assert not [c for c in grid.glue_cells() if "/qnli/" in c]
 
 
-def test_default_profile_has_every_task_from_the_hub(monkeypatch) -> None:
-    for var in ("GLUE_DIR", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-        monkeypatch.delenv(var, raising=False)
+def test_default_profile_has_every_task_from_the_hub(monkeypatch, hub_online) -> None:
+    monkeypatch.delenv("GLUE_DIR", raising=False)
     params = load_profile("default")
     grid = Grid(params)
     assert grid.glue_dir is None
@@ -272,11 +271,9 @@ def test_the_adaptation_table_pairs_the_inits_by_seed(cli, tmp_path) -> None:
     assert json.loads(metrics.read_text())["adapt_delta/snli/n549"] == 2.75
 
 
-def test_domain_adaptation_has_its_own_encoder_and_init(monkeypatch) -> None:
+def test_domain_adaptation_has_its_own_encoder_and_init(monkeypatch, hub_online) -> None:
     """The paper adapts bert-base from an MT-DNN init trained with bert-base; null shares GLUE's."""
-    monkeypatch.delenv("GLUE_DIR", raising=False)
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):  # the Hub may be used; none is fetched
-        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("GLUE_DIR", raising=False)  # the Hub may be used; none is fetched
     grid = Grid(load_profile("paper"))
     assert (grid.encoder, grid.adapt_encoder) == ("bert-large", "bert-base")
     base_init = grid.mtl_model(grid.adapt_mtl_seed, grid.adapt_encoder)

@@ -8,7 +8,7 @@ from mtdnn.errors import MtdnnError
 from mtdnn.fileio import sha256_file, sha256_json
 from mtdnn.ingest.canonical import Record
 from mtdnn.ingest.readers import read_parquet
-from mtdnn.ingest.sources import split_files
+from mtdnn.ingest.sources import hub_root, split_files
 from mtdnn.tasks import HubSource
 
 Columns = dict[str, list]
@@ -18,7 +18,7 @@ def load_hub_split(hub: HubSource, split: str) -> tuple[list[Record], str]:
     """Return records for our split name and a provenance string (repo, config, fingerprint)."""
     hub_split = hub.splits[split]
     origin = f"hub:{hub.path}/{hub.name or ''}/{hub_split}"
-    read = _read_local if Path(hub.path).is_dir() else _download
+    read = _read_local if hub_root(hub) is not None else _download
     table, fingerprint = read(hub, hub_split)
     missing = [c for c in hub.columns.values() if c not in table]
     if missing:
@@ -39,14 +39,15 @@ def _download(hub: HubSource, hub_split: str) -> tuple[Columns, str]:
 
 
 def _read_local(hub: HubSource, hub_split: str) -> tuple[Columns, str]:
-    """A Hub-style local repo (``data.hub_dir``): its split's parquet shards, read as they are.
+    """A Hub-style local repo (``data.hub_dir``, or the HF cache's snapshot when the Hub cannot be
+    used): its split's parquet shards, read as they are.
     Files are named explicitly (datasets' own inference would fold MNLI's validation_matched and
     validation_mismatched into one "validation" split), and nothing is cached or downloaded. The
     fingerprint is the sha256 of the shards."""
     files = split_files(hub, hub_split)
     if not files:
         raise MtdnnError(
-            f"{Path(hub.path, hub.name or '')}: no {hub_split}-*.parquet files (expected the "
+            f"{Path(hub_root(hub), hub.name or '')}: no {hub_split}-*.parquet files (expected the "
             "Hub's layout, <repo>/<config>/<split>-00000-of-00001.parquet)"
         )
     frames = [read_parquet(Path(f)) for f in files]

@@ -1,14 +1,16 @@
 """Decide where each (task, split) comes from: a declared file, GLUE_DIR, or the Hugging Face Hub.
 
-Local paths are overrides, never requirements: without them the Hub is used. Offline (or when the Hub
-does not answer within seconds) we fail fast with a hint instead of hanging in a retry loop.
+Local paths are overrides, never requirements: without them the Hub is used. Whether the Hub can be
+used is answered in one place (``hub_status``), so the grid that plans the jobs and the jobs that read
+the data agree. Offline (or when the Hub does not answer within seconds) we fail fast with a hint
+instead of hanging in a retry loop, unless the data is in a local Hub-style copy or the HF cache.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
-import socket
 import string
 import threading
 from dataclasses import dataclass
@@ -17,7 +19,6 @@ from pathlib import Path
 from mtdnn.errors import MtdnnError
 from mtdnn.tasks import FileSource, HubSource, TaskSpec
 
-HUB_HOST = ("huggingface.co", 443)
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -87,31 +88,78 @@ def hub_offline() -> bool:
     )
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """TCP probe in a daemon thread so that a hanging DNS lookup cannot block us either."""
+def hub_endpoint() -> str:
+    """The Hub this process talks to: ``HF_ENDPOINT`` (a mirror or a proxying gateway), as
+    huggingface_hub itself reads it, else huggingface.co."""
+    from huggingface_hub import constants
+
+    return os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
+
+
+@functools.cache
+def hub_reachable(endpoint: str, timeout: float = 5.0) -> bool:
+    """Whether ``endpoint`` answers an HTTP request at all (any status counts: a 401 or 404 still
+    shows the network path works). Asked once per process and endpoint, through huggingface_hub's
+    own HTTP client, so HTTPS_PROXY/https_proxy and the CA settings apply as they will for the
+    download. It runs in a daemon thread: a DNS lookup that hangs cannot block us either."""
     result: list[bool] = []
 
     def probe() -> None:
+        from huggingface_hub.utils import get_session
+
         try:
-            socket.create_connection(HUB_HOST, timeout=timeout).close()
+            get_session().head(endpoint, timeout=timeout, follow_redirects=False)
             result.append(True)
-        except OSError:
+        except Exception:  # noqa: BLE001 (any transport error means: not reachable from here)
             result.append(False)
 
     t = threading.Thread(target=probe, daemon=True)
     t.start()
-    t.join(timeout + 0.5)
+    t.join(timeout + 1.0)
     return bool(result and result[0])
 
 
-def hub_problem(hub: HubSource) -> str | None:
-    """Why the Hub cannot be used for ``hub`` ("disabled (...)", "unreachable"), or None when it can.
-    A local Hub-style directory is always usable."""
-    if Path(hub.path).is_dir():
-        return None
+def hub_status() -> str | None:
+    """The one answer to "can the Hub be used from this process": None when it can, else why not
+    ("disabled (...)", "unreachable (...)"). The grid, ``prepare``, ``tokenize`` and training all
+    ask this; the network is probed once per process."""
     if hub_offline():
         return "disabled (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE)"
-    return None if hub_reachable() else "unreachable"
+    endpoint = hub_endpoint()
+    return None if hub_reachable(endpoint) else f"unreachable ({endpoint})"
+
+
+def cached_snapshot(repo_id: str, repo_type: str = "dataset") -> Path | None:
+    """The HF cache's snapshot of ``repo_id`` at its main revision (what ``datasets`` or ``hf
+    download`` left there), or None. It has the Hub's own layout, so it reads like ``data.hub_dir``."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, repo_type=repo_type, local_files_only=True))
+    except Exception:  # noqa: BLE001 (not cached, or a partial cache entry: not usable offline)
+        return None
+
+
+def hub_root(hub: HubSource, hub_split: str | None = None) -> Path | None:
+    """A local directory in the Hub's layout that holds ``hub``'s repo (and ``hub_split``'s
+    files, when named): ``data.hub_dir``'s copy, else, when the Hub cannot be used, the HF cache.
+    None: read from the Hub itself."""
+    if Path(hub.path).is_dir():
+        return Path(hub.path)
+    if hub_status() is None:
+        return None
+    snapshot = cached_snapshot(hub.path)
+    if snapshot is None or (hub_split and not _shards(snapshot, hub, hub_split)):
+        return None
+    return snapshot
+
+
+def hub_problem(hub: HubSource, hub_split: str | None = None) -> str | None:
+    """Why the Hub cannot be used for ``hub`` ("disabled (...)", "unreachable (...)"), or None
+    when it can. A local Hub-style directory, or the HF cache holding the split, is always usable."""
+    if hub_root(hub, hub_split) is not None:
+        return None
+    return hub_status()
 
 
 def check_hub(task: TaskSpec, hub: HubSource) -> None:
@@ -120,10 +168,17 @@ def check_hub(task: TaskSpec, hub: HubSource) -> None:
     if why:
         raise MtdnnError(
             f"task {task.name} needs the Hugging Face Hub ({hub.path}) but it is {why}; "
-            "set GLUE_DIR to a local copy in the GLUE layout (or data.sources in params.yaml)"
+            "set GLUE_DIR to a local copy in the GLUE layout (or data.sources in params.yaml), "
+            "or stage the data with `mtdnn fetch` where the Hub can be reached"
         )
 
 
 def split_files(hub: HubSource, hub_split: str) -> list[str]:
-    """The parquet shards of one split in a Hub-style local repo, in shard order."""
-    return sorted(str(p) for p in Path(hub.path, hub.name or "").glob(f"{hub_split}-*.parquet"))
+    """The parquet shards of one split in a Hub-style local repo (``data.hub_dir``'s copy, or the
+    HF cache's when the Hub cannot be used), in shard order; empty when there is none."""
+    root = hub_root(hub)
+    return [] if root is None else _shards(root, hub, hub_split)
+
+
+def _shards(root: Path, hub: HubSource, hub_split: str) -> list[str]:
+    return sorted(str(p) for p in Path(root, hub.name or "").glob(f"{hub_split}-*.parquet"))

@@ -30,12 +30,30 @@ def resolve_encoder(name: str) -> str:
     """Alias → Hub id or path. A local directory is accepted as is; anything else must be an alias."""
     if name in ALIASES:
         target = ALIASES[name]
-        return target() if callable(target) else target
+        return target() if callable(target) else hub_model(target)
     if Path(name).is_dir():
         return str(Path(name))
     raise MtdnnError(
         f"unknown encoder '{name}' (expected one of {', '.join(ALIASES)} or a local model directory)"
     )
+
+
+def hub_model(repo_id: str) -> str:
+    """A Hub model id, or its HF-cache snapshot where the Hub cannot be used (the answer the data
+    jobs get too), so a job on an offline compute node loads what `mtdnn fetch` staged instead of
+    hanging in transformers' retries."""
+    from mtdnn.ingest.sources import cached_snapshot, hub_status
+
+    why = hub_status()
+    if why is None:
+        return repo_id
+    snapshot = cached_snapshot(repo_id, repo_type="model")
+    if snapshot is None:
+        raise MtdnnError(
+            f"encoder {repo_id}: the Hugging Face Hub is {why} and the model is not in the HF "
+            "cache; run `mtdnn fetch` where the Hub can be reached, or give a local model directory"
+        )
+    return str(snapshot)
 
 
 def trained_pooling(encoder_path: str) -> str:
@@ -60,12 +78,14 @@ def _encoder_file(encoder_path: str, name: str) -> Path | None:
     if Path(encoder_path).is_dir():
         local = Path(encoder_path) / name.lstrip("/")
         return local if local.is_file() else None
-    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    from mtdnn.ingest.sources import hub_status
 
     cached = try_to_load_from_cache(encoder_path, name.lstrip("/"))
     if isinstance(cached, str):
         return Path(cached)
-    if constants.HF_HUB_OFFLINE:
+    if hub_status() is not None:
         return None
     try:
         return Path(hf_hub_download(encoder_path, name.lstrip("/")))

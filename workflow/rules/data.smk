@@ -13,11 +13,14 @@ rule prepare:
         runtime=60,
     params:
         glue_dir=GRID.glue_dir or "",
+        # sources and hub_dir are rerun triggers only (prepare reads them from params.yaml itself):
+        # a change of where a task's data comes from rebuilds that task.
         sources=lambda wc: config["data"]["sources"].get(wc.task, {}),
         hub_dir=config["data"].get("hub_dir") or "",
         glue_arg=f"--glue-dir {GRID.glue_dir}" if GRID.glue_dir else "",
     shell:
-        "mtdnn prepare --task {wildcards.task} {params.glue_arg} --out {output} > {log} 2>&1"
+        "mtdnn prepare --task {wildcards.task} --need-train {params.glue_arg} --out {output} "
+        "> {log} 2>&1"
 
 
 rule tokenize:
