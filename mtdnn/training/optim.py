@@ -19,12 +19,32 @@ def _groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
 
 
+class DecoupledAdamax(torch.optim.Adamax):
+    """Adamax with decoupled weight decay, as the MT-DNN authors' optimizer applies it
+    (namisan/mt-dnn ``module/bert_optim.py``: ``update += weight_decay * p`` beside the Adamax
+    step, both scaled by the scheduled learning rate). Plain ``torch.optim.Adamax`` would add the
+    decay to the gradient instead (coupled L2), where the infinity norm rescales it."""
+
+    def __init__(self, groups: list[dict], lr: float) -> None:
+        # The decay is kept under its own key so that Adamax's coupled decay stays off.
+        groups = [g | {"decoupled_decay": g["weight_decay"], "weight_decay": 0.0} for g in groups]
+        super().__init__(groups, lr=lr, foreach=True)
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: ANN001, ANN201 (torch's signature)
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if group["decoupled_decay"] and params:
+                torch._foreach_mul_(params, 1.0 - group["lr"] * group["decoupled_decay"])
+        return super().step(closure)
+
+
 def make_optimizer(
     model: torch.nn.Module, cfg: TrainConfig, device: torch.device
 ) -> torch.optim.Optimizer:
     groups = _groups(model, cfg.weight_decay)
-    if cfg.optimizer == "adamax":  # the paper's optimizer
-        return torch.optim.Adamax(groups, lr=cfg.lr, foreach=True)
+    if cfg.optimizer == "adamax":  # the paper's optimizer, with its authors' decoupled decay
+        return DecoupledAdamax(groups, lr=cfg.lr)
     # The fused kernel updates all parameters in one pass; available on CPU and CUDA.
     return torch.optim.AdamW(groups, lr=cfg.lr, fused=device.type in ("cpu", "cuda"))
 
