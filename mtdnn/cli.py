@@ -21,6 +21,7 @@ knobs of params.yaml:  snakemake --cores all  (DVC runs the same through `dvc re
 """
 # Pipeline stages first, in the order data flows through them; then the tools around them.
 ORDER = (
+    "fetch",
     "prepare",
     "tokenize",
     "train-mtl",

@@ -80,6 +80,22 @@ def prepare(args) -> None:
     log.info("%s → %s: %s", task.name, out, rows)
 
 
+def _add_fetch(p) -> None:
+    _params_arg(p)
+
+
+@command(
+    "fetch",
+    "stage the profile's Hub datasets into data.hub_dir and its encoders into the HF cache "
+    "(run once where the Hub is reachable, e.g. a login node)",
+)(_add_fetch)
+def fetch(args) -> None:
+    from mtdnn.ingest.fetch import fetch_profile
+
+    for line in fetch_profile(load_params(args.params), args.params):
+        print(line, flush=True)
+
+
 def _add_tokenize(p) -> None:
     p.add_argument("--task", required=True, help="task name, e.g. rte (see `mtdnn tasks`)")
     p.add_argument(

@@ -16,7 +16,12 @@ differently from the official files is kept:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pyarrow as pa
@@ -167,3 +172,113 @@ def make_hub_mirror(root: Path, glue: Path, derived: Path, n: int = 24) -> Path:
 def drop_config(root: Path, config: str) -> None:
     """Remove one GLUE config from the mirror (a partial snapshot)."""
     shutil.rmtree(root / "nyu-mll" / "glue" / config)
+
+
+# --- a fake Hub server ----------------------------------------------------------------------------
+# `mtdnn fetch` talks to the Hub through huggingface_hub; these tests point HF_ENDPOINT at this
+# stand-in instead (the real Hub is unreachable from CI). It answers the four calls
+# `snapshot_download` makes: the repo's revision (its commit), its file tree, and HEAD/GET of a file
+# under /resolve/ with the headers the client reads (X-Repo-Commit, ETag, Content-Length).
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+class FakeHub:
+    """Serve ``repos`` ({(kind, repo id): directory}, kind "datasets" or "models") on 127.0.0.1.
+
+    ``requests`` logs every (method, path) answered, so a test can tell what was downloaded."""
+
+    def __init__(self, repos: dict[tuple[str, str], Path]) -> None:
+        self.repos = repos
+        self.requests: list[tuple[str, str]] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FakeHub:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def downloads(self) -> list[str]:
+        """The paths of the file bodies served (GET under /resolve/)."""
+        return [p for m, p in self.requests if m == "GET" and "/resolve/" in p]
+
+    def files(self, kind: str, repo: str) -> list[str]:
+        root = self.repos[(kind, repo)]
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+    def find(self, path: str) -> tuple[str, str, str] | None:
+        """(kind, repo id, rest of the path) for a request path, or None."""
+        for kind, repo in self.repos:
+            for prefix in (f"/api/{kind}/{repo}/", f"/{repo}/" if kind == "models" else None,
+                           f"/{kind}/{repo}/"):  # fmt: skip
+                if prefix and path.startswith(prefix):
+                    return kind, repo, path[len(prefix) :]
+        return None
+
+
+def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # quiet: the request log is hub.requests
+            pass
+
+        def do_HEAD(self) -> None:
+            self._answer(body=False)
+
+        def do_GET(self) -> None:
+            self._answer(body=True)
+
+        def _answer(self, body: bool) -> None:
+            path = urllib.parse.urlsplit(self.path).path
+            hub.requests.append((self.command, path))
+            found = hub.find(urllib.parse.unquote(path))
+            kind, repo, rest = found or ("", "", "")
+            if found and path.startswith("/api/") and rest.startswith(("revision/", "tree/")):
+                files = hub.files(kind, repo)
+                doc = _repo_doc(repo, files) if rest.startswith("revision/") else _tree(hub, found)
+                return self._send(200, json.dumps(doc).encode(), {}, body)
+            if found and rest.startswith("resolve/"):
+                file = hub.repos[(kind, repo)] / rest.split("/", 2)[2]
+                if file.is_file():
+                    data = file.read_bytes()
+                    etag = f'"{hashlib.sha256(data).hexdigest()}"'
+                    headers = {"X-Repo-Commit": COMMIT, "ETag": etag}
+                    return self._send(200, data, headers, body)
+            self._send(404, b'{"error": "not found"}', {"X-Error-Code": "EntryNotFound"}, body)
+
+        def _send(self, code: int, data: bytes, headers: dict, body: bool) -> None:
+            self.send_response(code)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if body:
+                self.wfile.write(data)
+
+    return Handler
+
+
+def _repo_doc(repo: str, files: list[str]) -> dict:
+    return {
+        "id": repo,
+        "sha": COMMIT,
+        "private": False,
+        "siblings": [{"rfilename": f} for f in files],
+    }
+
+
+def _tree(hub: FakeHub, found: tuple[str, str, str]) -> list[dict]:
+    kind, repo, _ = found
+    root = hub.repos[(kind, repo)]
+    return [
+        {
+            "type": "file",
+            "path": f,
+            "size": (root / f).stat().st_size,
+            "oid": hashlib.sha1((root / f).read_bytes()).hexdigest(),
+        }
+        for f in hub.files(kind, repo)
+    ]

@@ -129,13 +129,18 @@ def hub_status() -> str | None:
     return None if hub_reachable(endpoint) else f"unreachable ({endpoint})"
 
 
-def cached_snapshot(repo_id: str, repo_type: str = "dataset") -> Path | None:
+def cached_snapshot(
+    repo_id: str, repo_type: str = "dataset", allow_patterns: list[str] | None = None
+) -> Path | None:
     """The HF cache's snapshot of ``repo_id`` at its main revision (what ``datasets`` or ``hf
     download`` left there), or None. It has the Hub's own layout, so it reads like ``data.hub_dir``."""
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, repo_type=repo_type, local_files_only=True))
+        path = snapshot_download(
+            repo_id, repo_type=repo_type, allow_patterns=allow_patterns, local_files_only=True
+        )
+        return Path(path)
     except Exception:  # noqa: BLE001 (not cached, or a partial cache entry: not usable offline)
         return None
 

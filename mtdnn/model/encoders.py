@@ -26,6 +26,12 @@ ALIASES = {
 }
 
 
+# The files of a model repo that loading needs: config, tokenizer and safetensors weights (never a
+# pickle). Fetching and the offline cache lookup use the same list, so a staged model is complete
+# without the TF/Flax/ONNX copies many Hub repos also hold (bert-base-uncased: 0.4 GB, not 2.5).
+MODEL_FILES = ["*.json", "*.txt", "*.model", "*.safetensors"]
+
+
 def resolve_encoder(name: str) -> str:
     """Alias → Hub id or path. A local directory is accepted as is; anything else must be an alias."""
     if name in ALIASES:
@@ -47,7 +53,7 @@ def hub_model(repo_id: str) -> str:
     why = hub_status()
     if why is None:
         return repo_id
-    snapshot = cached_snapshot(repo_id, repo_type="model")
+    snapshot = cached_snapshot(repo_id, repo_type="model", allow_patterns=MODEL_FILES)
     if snapshot is None:
         raise MtdnnError(
             f"encoder {repo_id}: the Hugging Face Hub is {why} and the model is not in the HF "
