@@ -23,7 +23,7 @@ from mtdnn.tokenize import load_tokenizer
 from mtdnn.training.batching import TaskData, cap_rows, holdout_rows, load_task_data, require_labels
 from mtdnn.training.distributed import Dist
 from mtdnn.training.loop import Run, fit
-from mtdnn.training.precision import pick_device, resolve_dtype
+from mtdnn.training.precision import dtype_name, pick_device, resolve_dtype
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def train(
     stop_after: int | None = None,
 ) -> dict | None:
     """:func:`build_run` then ``fit``; the summary, or None when ``stop_after`` steps interrupted
-    the run (tests)."""
+    the run (tests). A distributed run ends its process group here, after the last barrier."""
     run = build_run(tasks, encoder, max_len, cfg, seed, out, init, train_rows=train_rows)
     sizes = {t: len(d) for t, d in run.train.items()}
     log.info(
@@ -191,8 +191,12 @@ def train(
         list(sizes),
         sizes,
         run.device,
-        run.dtype or "fp32",
+        dtype_name(run.dtype),
         run.dist.rank,
         run.dist.world,
     )
-    return fit(run, stop_after)
+    summary = fit(run, stop_after)
+    # Not in a `finally`: after an error the other ranks may be stuck in a collective that ending
+    # the group could block on; the process exits instead, and torchrun stops the rest.
+    run.dist.close()
+    return summary

@@ -11,6 +11,12 @@ import pytest
 # Never touch the network: the Hub code paths must fail fast (or read local Hub-style directories).
 for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ.setdefault(_var, "1")
+# The suite trains on the CPU: a run inside a GPU allocation (SLURM's GPU variables, a scheduler's
+# CUDA_VISIBLE_DEVICES) with a CPU-only torch would otherwise be refused as a lost GPU.
+for _var in ("MTDNN_REQUIRE_GPU", "CUDA_VISIBLE_DEVICES") + tuple(
+    v for v in os.environ if v.startswith("SLURM_") and "GPU" in v
+):
+    os.environ.pop(_var, None)
 
 _TESTS = Path(__file__).resolve().parent
 if str(_TESTS) not in sys.path:  # `import helpers` under any pytest import mode

@@ -14,8 +14,9 @@ import torch
 import torch.distributed as dist
 from tiny_runs import distributed_project, torchrun, train_losses
 
+from mtdnn import train as train_module
 from mtdnn.errors import MtdnnError
-from mtdnn.training import precision
+from mtdnn.training import devices, precision
 from mtdnn.training.distributed import Dist
 
 
@@ -57,6 +58,8 @@ def test_more_ranks_than_gpus_is_a_one_line_error(gpus, monkeypatch):
 
 
 def test_without_cuda_the_device_is_the_cpu(monkeypatch):
+    for name in devices.VARIABLES:  # nobody asked for a GPU (tests/test_gpu_request.py: if asked)
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert precision.pick_device() == torch.device("cpu")
@@ -96,6 +99,29 @@ def test_cpu_ranks_use_gloo_and_ddp_without_device_ids(process_group):
     assert "device_id" not in process_group["init"]
     d.wrap(torch.nn.Linear(2, 2))
     assert process_group["ddp"]["device_ids"] is None
+
+
+def test_the_group_a_run_started_is_ended_once_and_no_other(process_group, monkeypatch):
+    ended = []
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: ended.append("destroyed"))
+    mine = Dist.from_env(torch.device("cpu"))  # no group yet: this run starts it
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    mine.close()
+    mine.close()
+    assert ended == ["destroyed"]
+    Dist.from_env(torch.device("cpu")).close()  # a group someone else started stays theirs
+    Dist().close()  # a single process has none
+    assert ended == ["destroyed"]
+
+
+def test_training_ends_the_process_group_once_the_run_is_over(monkeypatch):
+    calls = []
+    ranks = SimpleNamespace(rank=0, world=2, close=lambda: calls.append("close"))
+    run = SimpleNamespace(train={}, device=torch.device("cpu"), dtype=None, dist=ranks)
+    monkeypatch.setattr(train_module, "build_run", lambda *args, **kw: run)
+    monkeypatch.setattr(train_module, "fit", lambda run, stop_after: calls.append("fit") or {})
+    assert train_module.train([], "encoder", 64, None, 1, None) == {}
+    assert calls == ["fit", "close"]
 
 
 def test_loss_mean_is_reduced_where_the_losses_live(monkeypatch):

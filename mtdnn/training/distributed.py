@@ -24,15 +24,26 @@ class Dist:
     rank: int = 0
     world: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    # Whether this object started the process group, and so must end it (a caller's group is theirs).
+    owns_group: bool = field(default=False, repr=False)
 
     @classmethod
     def from_env(cls, device: torch.device) -> Dist:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world == 1:
             return cls(device=device)
-        if not dist.is_initialized():
+        started = not dist.is_initialized()
+        if started:
             dist.init_process_group(**process_group_options(device))
-        return cls(dist.get_rank(), world, device)
+        return cls(dist.get_rank(), world, device, owns_group=started)
+
+    def close(self) -> None:
+        """End the process group this object started, once training is over: without it NCCL warns
+        at exit that pending work may not have finished, and a peer can be left blocked. A no-op
+        for a single process, a group someone else started, or one already ended."""
+        if self.owns_group and dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        self.owns_group = False
 
     @property
     def is_main(self) -> bool:

@@ -33,7 +33,7 @@ from mtdnn.training import faults
 from mtdnn.training.batching import TaskData, collate
 from mtdnn.training.distributed import Dist
 from mtdnn.training.optim import linear_schedule, make_optimizer
-from mtdnn.training.precision import autocast, grad_scaler
+from mtdnn.training.precision import autocast, dtype_name, grad_scaler
 from mtdnn.training.sampling import MultiTaskSampler
 
 log = logging.getLogger(__name__)
@@ -71,9 +71,15 @@ class Run:
     def settings(self) -> dict[str, str]:
         """Hashes of what decides this run's trajectory, by part: every ``meta`` entry (knobs,
         tasks, seed, encoder, max_len, init, data sha256s), the training rows, and the content of
-        the init checkpoint. A resume state saved under other settings is never continued."""
+        the init checkpoint, the autocast dtype and the process count. A resume state saved under
+        other settings is never continued."""
         parts = {key: sha256_json(value) for key, value in self.meta.items()}
         parts["rows"] = sha256_json({t: d.uids.tolist() for t, d in self.train.items()})
+        # Not knobs, but they change the trajectory too: `precision: auto` resolves per GPU (bf16 on
+        # an A100, fp16 with loss scaling on a V100), and the process count decides each rank's
+        # shard of a batch and its dropout stream.
+        parts["dtype"] = sha256_json(dtype_name(self.dtype))
+        parts["nproc"] = sha256_json(self.dist.world)
         init = self.meta.get("init", "base")
         if init != "base":
             parts["init_checkpoint"] = sha256_json(
@@ -281,7 +287,11 @@ def save_resume(run: Run, opt, sched, pos: Position) -> None:
             "scaler": run.scaler.state_dict(),  # {} unless fp16: its scale must resume too
             "settings": run.settings,
         }
-        save_checkpoint(run.resume_dir / "last", run.model, run.meta, opt, sched, trainer)
+        last = run.resume_dir / "last"
+        # This process's generators (rank 0's); the other ranks are reseeded on resume.
+        save_checkpoint(
+            last, run.model, run.meta, opt, sched, trainer, device=run.device, rank=run.dist.rank
+        )
     run.dist.barrier()
 
 
@@ -294,7 +304,7 @@ def resume(run: Run, opt, sched) -> Position:
     if not (last / WEIGHTS).is_file():
         return Position()
     run.model.load_state_dict(load_weights(last / WEIGHTS))
-    state = load_trainer_state(last, opt, sched)
+    state = load_trainer_state(last, opt, sched, device=run.device, rank=run.dist.rank)
     # That restored rank 0's RNG on every rank: give the other ranks their own dropout stream again.
     run.dist.seed_dropout(run.seed + state["done"])
     if state.get("scaler"):

@@ -8,15 +8,18 @@ import os
 import torch
 
 from mtdnn.errors import MtdnnError
+from mtdnn.training.devices import refuse_cpu_if_gpu_requested
 
 
 def pick_device() -> torch.device:
-    """This process's device: ``cuda:LOCAL_RANK`` under torchrun (one GPU per rank), else the CPU.
+    """This process's device: ``cuda:LOCAL_RANK`` under torchrun (one GPU per rank), else the CPU,
+    unless a GPU was asked for (``mtdnn.training.devices``): then no usable CUDA is an error.
 
     A bare ``cuda`` would put every rank on GPU 0 (NCCL then fails with "Duplicate GPU detected").
     ``set_device`` makes the rank's GPU the current one, for kernels and NCCL alike.
     """
     if not torch.cuda.is_available():
+        refuse_cpu_if_gpu_requested()
         return torch.device("cpu")
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     visible = torch.cuda.device_count()
@@ -51,6 +54,11 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "fp16" and device.type == "cpu":
         raise MtdnnError("precision: fp16 autocast is for CUDA; use bf16 or fp32 on a CPU")
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def dtype_name(dtype: torch.dtype | None) -> str:
+    """``resolve_dtype``'s answer as the precision knob spells it: fp32, bf16 or fp16."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

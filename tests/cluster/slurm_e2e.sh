@@ -13,7 +13,9 @@
 # 3. Builds results/glue.csv and results/domain_adaptation.csv twice, side by side: locally
 #    (workflow/profiles/gpu with two declared GPUs: on a machine without CUDA the jobs train on
 #    the CPU, as under a plain `snakemake --cores all`, and the profile's device slots get
-#    exercised) and with `--profile workflow/profiles/slurm` plus nothing but a partition override.
+#    exercised; MTDNN_REQUIRE_GPU=0 says the CPU is meant, or the slots' CUDA_VISIBLE_DEVICES
+#    would stop every training job) and with `--profile workflow/profiles/slurm` plus nothing
+#    but a partition override.
 #    train_mtl is scancel'd once its log shows training under way; the profile's retry must
 #    finish it.
 # 4. Checks: a rerun owes nothing; the tables and metrics are byte-identical to the local build;
@@ -254,7 +256,7 @@ make_project "$WORK/local"
 make_project "$WORK/slurm"
 
 say "local build (workflow/profiles/gpu, 2 declared GPUs) starts in the background"
-(cd "$WORK/local" && exec setsid "$PY" -m snakemake "${TARGETS[@]}" \
+(cd "$WORK/local" && MTDNN_REQUIRE_GPU=0 exec setsid "$PY" -m snakemake "${TARGETS[@]}" \
     --profile workflow/profiles/gpu --resources gpu=2) > "$WORK/local.log" 2>&1 &
 LOCAL_BUILD=$!
 GROUPS_+=("$LOCAL_BUILD")
