@@ -1,6 +1,7 @@
-"""The execution profiles (workflow/profiles/): what each job asks a SLURM cluster for on a CPU and
-on a GPU partition, that a cluster run needs no --cores, and that on one machine with GPUs no more
-training jobs run than there are GPUs, each on its own device.
+"""The execution profiles (workflow/profiles/): what each job asks a SLURM cluster for on a CPU
+partition and with GPUs (only the training jobs on the GPU partition), that a cluster run needs no
+--cores, that on one machine with GPUs no more training jobs run than there are GPUs, each on its
+own device, and that `dvc repro` takes the same profile from SNAKEMAKE_PROFILE.
 
 Every check reads the plan Snakemake resolved in a dry run of the profile (tests/snakemake_plan.py).
 The sbatch lines are built by the SLURM plugin's own code from those plans, and the GPU cap is
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -44,6 +46,9 @@ def project(tmp_path: Path, **knobs: object) -> Path:
 
 def env(glue_dir: Path, path_prefix: Path | None = None) -> dict[str, str]:
     full = os.environ | {"GLUE_DIR": str(glue_dir)}
+    # A profile exported in the developer's shell (as the README does for dvc repro) would apply
+    # to every run here; the tests that want one set it themselves.
+    full.pop("SNAKEMAKE_PROFILE", None)
     full["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full.get("PYTHONPATH")]))
     bins = [str(p) for p in (path_prefix, Path(sys.executable).parent) if p]
     full["PATH"] = os.pathsep.join([*bins, full.get("PATH", "")])
@@ -107,28 +112,53 @@ def test_slurm_profile_on_a_cpu_partition_asks_for_no_gpu(tmp_path, glue_dir):
         assert f"--cpus-per-task={job.threads}" in line and "--ntasks=1" in line, line
         assert "gpu" not in job.resources and "shell_exec" not in job.resources, job
         assert "--gpus" not in line and "--gres" not in line, line
+        assert ("--nodes=1" in line) == (job.rule == "train_mtl"), line
     assert {j.threads for j in jobs if j.rule == "train_mtl"} == {2}
 
 
-def test_slurm_profile_on_a_gpu_partition_asks_one_gpu_per_training_process(tmp_path, glue_dir):
-    """bert-large with GPUs asked for: every training job gets --gpus (multi-task training one per
-    DDP process), memory and time for a large encoder, cpus = threads; the CPU stages no GPU. A
-    rule's request is overridden from the command line (as from a profile's set-resources)."""
+SLURM_GPU = REPO / "workflow" / "profiles" / "slurm-gpu"
+
+
+def customised_profile(dest: Path) -> Path:
+    """A copy of the GPU profile with one more request (the README's way to change requests)."""
+    config = yaml.safe_load((SLURM_GPU / "config.yaml").read_text())
+    config["set-resources"]["finetune"]["runtime"] = 2880
+    dest.mkdir()
+    (dest / "config.yaml").write_text(yaml.safe_dump(config))
+    return dest
+
+
+@pytest.mark.parametrize("cpu_partition", [None, "cpu"])
+def test_slurm_gpu_profile_sends_only_training_to_the_gpu_partition(
+    tmp_path, glue_dir, cpu_partition
+):
+    """bert-large through workflow/profiles/slurm-gpu: every training job goes to the `gpu`
+    partition with --gpus (multi-task training one per DDP process, on one node), memory and time
+    for a large encoder and cpus = threads; prepare, tokenize and the tables go to the cluster's
+    default partition, or the one --default-resources names, with no GPU. With the partition
+    named, the profile is a copy with finetune's time limit raised: the routing stays."""
     threads = {f"{stage}__threads": 8 for stage in ("mtl", "finetune", "adapt")}
-    cwd = project(tmp_path, encoder="bert-large", mtl__nproc=2, **threads)
-    jobs = dry_run(cwd, glue_dir, *SLURM, "--config", "gpus_per_job=1",
-                   "--set-resources", "finetune:runtime=2880",
-                   "--default-resources", "slurm_partition=gpu")  # fmt: skip
+    cwd = project(tmp_path / "p", encoder="bert-large", mtl__nproc=2, **threads)
+    if cpu_partition:
+        profile = customised_profile(tmp_path / "profile")
+        args = ("--default-resources", f"slurm_partition={cpu_partition}")
+    else:
+        profile, args = SLURM_GPU, ()
+    jobs = dry_run(cwd, glue_dir, "--profile", str(profile), "--cores", "64", *args)
     for job in jobs:
         line = sbatch_line(job)
-        assert " -p gpu " in line and "--gres" not in line and "shell_exec" not in job.resources
+        assert "--gres" not in line and "shell_exec" not in job.resources, line
+        assert ("--nodes=1" in line) == (job.rule == "train_mtl"), line
         if job.rule in TRAINING:
             n = 2 if job.rule == "train_mtl" else 1
-            limit = 2880 if job.rule == "finetune" else 1440
+            limit = 2880 if job.rule == "finetune" and cpu_partition else 1440
+            assert " -p gpu " in line, line
             assert job.resources["gpu"] == n and line.endswith(f" --gpus={n}"), line
             assert "--mem 32000 " in line and f"-t {limit} " in line, line
             assert "--cpus-per-task=8" in line, line
-        else:
+        else:  # the default partition, or the one named
+            partition = f" -p {cpu_partition} " if cpu_partition else None
+            assert (partition in line) if partition else (" -p " not in line), line
             assert "gpu" not in job.resources and "--gpus" not in line, line
             assert "--cpus-per-task=1" in line, line
 
@@ -240,6 +270,45 @@ def test_gpu_profile_runs_at_most_two_training_jobs_at_once(tmp_path, glue_dir, 
     busy = available | {"gpu": 0, "_cores": available["_cores"] - 2}
     for name, rules in select(offered, busy).items():
         assert rules and not any(r in TRAINING for r in rules), (name, rules)
+
+
+# --- dvc repro ------------------------------------------------------------------------------------
+def dvc_stage_commands() -> dict[str, list[str]]:
+    """Each dvc.yaml stage's command, as DVC runs it (in the project root)."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    return {name: shlex.split(stage["cmd"]) for name, stage in stages.items()}
+
+
+def stage_plan(cwd: Path, glue_dir: Path, cmd: list[str], extra: dict) -> list[PlannedJob]:
+    """The plan of a stage's command run as a dry run, with ``extra`` in its environment."""
+    run = subprocess.run(
+        [*cmd, "-n"], cwd=cwd, env=env(glue_dir) | extra, text=True, capture_output=True
+    )
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    return parse_plan(run.stdout + run.stderr)
+
+
+def test_dvc_stages_take_the_gpu_profile_from_snakemake_profile(tmp_path, glue_dir):
+    """`SNAKEMAKE_PROFILE=workflow/profiles/gpu MTDNN_GPUS=2 dvc repro` (README): dvc.yaml's
+    commands name no profile, but Snakemake reads SNAKEMAKE_PROFILE, and that profile reads the GPU
+    count from MTDNN_GPUS. Each training stage's command, as a dry run: every training job asks
+    for one GPU and runs in the two-slot device shell. Without the variables the same command asks
+    for none, so on a GPU machine every training job would land on GPU 0."""
+    cwd = project(tmp_path)
+    commands = dvc_stage_commands()
+    assert commands and all(cmd[0] == "snakemake" for cmd in commands.values()), commands
+    shim = str(cwd / ".snakemake/mtdnn-gpu/shell-1of2")
+    gpus = {"SNAKEMAKE_PROFILE": "workflow/profiles/gpu", "MTDNN_GPUS": "2"}
+    for stage, rules in (("glue", {"train_mtl", "finetune"}), ("adapt", {"train_mtl", "adapt"})):
+        jobs = stage_plan(cwd, glue_dir, commands[stage], gpus)
+        assert {j.rule for j in jobs} & TRAINING == rules, (stage, jobs)
+        for job in jobs:
+            if job.rule in TRAINING:
+                assert job.resources["gpu"] == 1 and job.resources["shell_exec"] == shim, job
+            else:
+                assert "gpu" not in job.resources and "shell_exec" not in job.resources, job
+    for job in stage_plan(cwd, glue_dir, commands["glue"], {}):
+        assert "gpu" not in job.resources and "shell_exec" not in job.resources, job
 
 
 # --- the device-slot shell (workflow/scripts/gpu_slots.py) ----------------------------------------

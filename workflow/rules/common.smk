@@ -88,6 +88,21 @@ def train_runtime(wildcards):
     return _job_size(wildcards.enc)[1]
 
 
+def mtl_launcher():
+    """What starts `mtdnn` for multi-task training: `--config mtl_launcher=...` where given (the
+    README's multi-node recipe: srun torchrun over the allocation's nodes), else torchrun with one
+    process per GPU when mtl.nproc > 1, else mtdnn itself. A resource, not a param: how a job is
+    started does not change what it computes, so a model trained under one launcher is not
+    retrained under another.
+    """
+    if config.get("mtl_launcher"):
+        return config["mtl_launcher"]
+    nproc = config["mtl"].get("nproc", 1)
+    if nproc > 1:
+        return f"torchrun --standalone --nproc-per-node {nproc} -m mtdnn"
+    return "mtdnn"
+
+
 def _declared_gpus():
     """N from `--resources gpu=N`: this machine's GPUs (workflow/profiles/gpu), else None."""
     gpu = workflow.global_resources.get("gpu")

@@ -4,8 +4,11 @@
 # runs it whenever it is asked for, and `mtdnn fetch` itself skips what is already staged. A flag
 # file would make it skip the run after the profile gains a task or an encoder.
 rule fetch:
+    log:
+        "logs/fetch.log",
     localrule: True
     conda:
         "../envs/mtdnn.yaml"
     shell:
-        "mtdnn fetch --params params.yaml"
+        # tee: the login node's user sees what was staged, and the log keeps it
+        "mtdnn fetch --params params.yaml 2>&1 | tee {log}"

@@ -22,6 +22,9 @@ rule train_mtl:
         shell_exec=lambda wc: gpu_shell(gpus("mtl")),
         mem_mb=train_mem_mb,
         runtime=train_runtime,
+        # sbatch --nodes=1: torchrun --standalone cannot span an allocation spread over two nodes.
+        nodes=1,
+        launcher=mtl_launcher(),
     params:
         tasks=",".join(GRID.mtl_tasks),
         eval_tasks=",".join(GRID.mtl_cell_tasks),
@@ -30,13 +33,8 @@ rule train_mtl:
         encoder=lambda wc: GRID.encoder_of(wc.enc),
         cells=lambda wc: paths.glue_cell("mtl", wc.enc, "{task}", wc.key, wc.seed),
         max_len=lookup(dpath="tokenize/max_len", within=config),
-        launcher=(
-            f"torchrun --standalone --nproc-per-node {config['mtl']['nproc']} -m mtdnn"
-            if config["mtl"].get("nproc", 1) > 1
-            else "mtdnn"
-        ),
     shell:
-        "{params.launcher} train-mtl --tasks {params.tasks} --encoder {params.encoder} "
+        "{resources.launcher} train-mtl --tasks {params.tasks} --encoder {params.encoder} "
         "--max-len {params.max_len} --seed {wildcards.seed} --cfg {params.cfg:q} "
         "--threads {threads} --out {output.model} --cells {params.cells} "
         "--eval-tasks {params.eval_tasks} --cell table=glue --cell model=mtl "
