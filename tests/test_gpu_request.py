@@ -33,7 +33,7 @@ ASKED = [
     ("SLURM_GPUS_PER_TASK", "a100:1,v100:0"),
     ("SLURM_JOB_GPUS", "0"),  # a device id: GPU 0, not zero GPUs
     ("SLURM_STEP_GPUS", "0,1"),
-    ("MTDNN_REQUIRE_GPU", "1"),  # what the Snakemake rules export for declared GPUs
+    ("MTDNN_REQUIRE_GPU", "1"),  # an explicit request (a wrapper script, a site profile)
     ("MTDNN_REQUIRE_GPU", "true"),
 ]
 

@@ -13,8 +13,8 @@ import torch
 
 from mtdnn.errors import MtdnnError
 
-# Exported by the Snakemake rules for jobs with declared GPUs; 0 says "the CPU is meant" and
-# overrides the scheduler's variables (a CPU-only test of a GPU profile, a deliberate CPU run).
+# An explicit request (a wrapper script, a site profile): 1 asks for a GPU; 0 says "the CPU is
+# meant" and overrides the scheduler's variables (a CPU-only test of a GPU profile, a CPU run).
 REQUIRE = "MTDNN_REQUIRE_GPU"
 VISIBLE = "CUDA_VISIBLE_DEVICES"
 # SLURM's counts, "[type:]count", one comma-separated entry per GPU type (--gpus, --gpus-per-node,
