@@ -231,7 +231,8 @@ def _train_args(p, multi: bool) -> None:
 
 def _write_cells(args, targets: dict, params: dict | None) -> None:
     """Evaluate the model just trained, in the same process (no second start-up and model load
-    per table cell): one cell JSON per task in ``targets`` ({task name: path})."""
+    per table cell): one cell JSON per task in ``targets`` ({task name: path}), each with its dev
+    predictions beside it (``evaluate_cell`` keeps them: the tables' paired bootstrap reads them)."""
     import os
 
     from mtdnn.evaluate import evaluate_cell
@@ -349,6 +350,13 @@ def _add_report(p) -> None:
         help="comma-separated tasks the profile names but left out (data.optional_tasks); "
         "the Markdown table names them in a footnote",
     )
+    p.add_argument(
+        "--replicates",
+        type=int,
+        default=10_000,
+        help="paired-bootstrap resamples of the dev examples behind the intervals, each cell's "
+        "predictions read from beside it (default 10000)",
+    )
 
 
 @command("report", "build a results table (CSV + Markdown + flat metrics) from cell JSONs")(
@@ -367,6 +375,7 @@ def report(args) -> None:
         args.plot,
         args.decimals,
         skipped,
+        args.replicates,
     )
 
 
@@ -474,16 +483,27 @@ def subsample_cmd(args) -> None:
 def _add_export(p) -> None:
     p.add_argument("--model", type=Path, required=True, help="a trained model directory")
     p.add_argument("--out", type=Path, required=True, help="directory to write")
+    p.add_argument(
+        "--cell",
+        action="append",
+        type=Path,
+        metavar="JSON",
+        help="a table cell of the model, for the card's eval results (repeatable; default: the "
+        "model's cells under results/cells/, found by the workflow's paths)",
+    )
+    _params_arg(p)
 
 
-@command("export", "write the shared encoder as a save_pretrained directory (AutoModel loads it)")(
-    _add_export
-)
+@command(
+    "export",
+    "write the shared encoder as a save_pretrained directory (AutoModel loads it) with a model "
+    "card (README.md), ready for `hf upload`",
+)(_add_export)
 def export(args) -> None:
     from mtdnn.export import export_encoder
 
-    export_encoder(args.model, args.out)
-    log.info("encoder exported to %s", args.out)
+    export_encoder(args.model, args.out, args.cell, _tasks(_params(args)))
+    log.info("encoder and model card exported to %s", args.out)
 
 
 def _add_predict(p) -> None:

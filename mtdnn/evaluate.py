@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 
 from mtdnn import paths
+from mtdnn.cellpreds import predictions_path, write_predictions
 from mtdnn.fileio import atomic_path, read_json, write_json
 from mtdnn.model.build import load_model
-from mtdnn.model.inference import decode, infer, prediction_frame, score
+from mtdnn.model.inference import decode, infer, labels_for_metrics, prediction_frame, score
 from mtdnn.provenance import provenance
 from mtdnn.tasks import TaskSpec, load_tasks
 from mtdnn.training.batching import cap_rows, is_labelled, load_task_data, require_labels
@@ -28,7 +29,10 @@ def evaluate_cell(
     batch_size: int = 256,
     registry: dict[str, TaskSpec] | None = None,
 ) -> dict:
-    """``registry`` must hold every task the model has a head for (params' custom tasks too)."""
+    """``registry`` must hold every task the model has a head for (params' custom tasks too).
+
+    Each scored split's predictions are kept beside the cell (``cellpreds``), written before the
+    cell itself: a cell that exists always has its predictions, for the paired bootstrap."""
     start = time.perf_counter()
     registry = (registry if registry is not None else load_tasks()) | {task.name: task}
     model, cfg = load_model(model_dir, registry, extra=[task])
@@ -36,7 +40,7 @@ def evaluate_cell(
     dtype = resolve_dtype(cfg["train_config"].get("precision", "auto"), device)
     model.to(device)
     tok_dir = paths.tokenized_dir(cfg["encoder"], cfg["max_len"], task.name)
-    results = {}
+    results, kept = {}, {}
     for split in splits or list(task.dev_splits):
         data = _capped(load_task_data(task, tok_dir, split), cfg["train_config"])
         # A labelled split is scored, and a row without a label there is an error, never a
@@ -51,6 +55,9 @@ def evaluate_cell(
             )
         if scored:
             results[split] = score(data, preds)
+            kept[split] = (data.uids, labels_for_metrics(data), preds)
+    if kept:
+        write_predictions(predictions_path(out), kept)
     train_seconds = _train_seconds(model_dir)
     doc = {
         "cell": cell | {"task": task.name},

@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 from fixtures import read_tsv, write_tsv
 from helpers import REPO, subprocess_env
 
+from mtdnn.cellpreds import predictions_path, read_predictions, split_rows
 from mtdnn.config import validate
 from mtdnn.grid import Grid
 
@@ -64,6 +66,12 @@ def test_scitail_official_layout_through_the_workflow(tmp_path, derived_dir):
     assert 0 <= cell["metrics"]["dev"]["accuracy"] <= 100
     raw = cell["provenance"]["data_sha256"]["raw"]
     assert any(p.endswith("scitail_1.0_train.tsv") for p in raw)
+    # the rule's second output: the predictions both splits were scored on, for the bootstrap
+    preds = read_predictions(project / predictions_path(target))
+    for split in ("dev", "test"):
+        rows = split_rows(preds, split, target)
+        right = 100.0 * float((rows["label"] == rows["prediction"]).mean())
+        assert right == pytest.approx(cell["metrics"][split]["accuracy"], abs=1e-9)
 
 
 def test_scitail_from_a_hub_style_directory(tmp_path, derived_dir, run_cli):
@@ -101,3 +109,4 @@ def test_scitail_from_a_hub_style_directory(tmp_path, derived_dir, run_cli):
     assert r.returncode == 0, r.stderr[-2000:]
     cell = json.loads((tmp_path / "cell.json").read_text())
     assert cell["cell"]["n"] == 8 and "dev" in cell["metrics"]
+    assert set(read_predictions(tmp_path / "cell.preds.parquet")["split"]) == set(cell["metrics"])

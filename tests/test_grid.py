@@ -243,7 +243,9 @@ def test_the_glue_table_names_left_out_tasks(cli, tmp_path) -> None:
         r = cli([*argv, "--skipped", skipped], tmp_path)
         assert r.returncode == 0, r.stderr
         last = md.read_text().rstrip("\n").splitlines()[-1]
-        assert last == footnote if footnote else last.startswith("|"), last
+        # without a footnote the file ends with what precedes it (here the notice that these
+        # hand-written cells have no predictions for the bootstrap)
+        assert last == footnote if footnote else "Not in this table" not in md.read_text(), last
 
 
 def test_the_adaptation_table_pairs_the_inits_by_seed(cli, tmp_path) -> None:

@@ -7,7 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from mtdnn.paper import ADAPT, ADAPT_SIZES
-from mtdnn.report.seeds import paired_summary
+from mtdnn.report.intervals import load_devsets, missing_note, missing_predictions
+from mtdnn.report.seeds import interval_metrics, interval_summary, paired_summary
+from mtdnn.report.significance import REPLICATES, paired_bootstrap
 
 INIT_LABELS = {"base": "base encoder", "mtdnn": "MT-DNN encoder"}
 
@@ -65,6 +67,39 @@ def adapt_paired_differences(frame: pd.DataFrame, decimals: int) -> tuple[pd.Dat
         rows.append(where | paired_summary(vals, decimals))
         flat[f"adapt_delta/{column}/n{n}"] = round(float(vals.mean()), 4)
     return pd.DataFrame(rows), flat
+
+
+def adapt_intervals(
+    frame: pd.DataFrame, decimals: int, replicates: int = REPLICATES
+) -> tuple[list[tuple[str, pd.DataFrame | None]], dict]:
+    """MT-DNN init − base init per dataset, split and training-set size: the paired bootstrap
+    over the split's examples (both sizes resample the same rows), Holm-adjusted over the rows."""
+    frame = frame[frame["metric"] == "accuracy"].astype({"n": int})
+    if not {"mtdnn", "base"} <= set(frame["init"]):
+        return [], {}
+    missing = missing_predictions(frame, "init", ["mtdnn", "base"])
+    if missing:
+        return [(missing_note(missing), None)], {}
+    frame = frame.sort_values(["task", "column", "n"], kind="stable")
+    frame = frame.assign(row=frame["column"] + "/n" + frame["n"].astype(str))
+    devsets = load_devsets(frame, "init", ["mtdnn", "base"])
+    paired = [d for d in devsets if {"mtdnn", "base"} <= {m for m, _ in d.preds}]
+    if not paired:
+        return [], {}
+    result = paired_bootstrap(paired, "mtdnn", "base", (), replicates)
+    where = frame.drop_duplicates("row").set_index("row")
+    rows, flat = [], {}
+    for _, r in result.iterrows():
+        task, column, n = where.loc[r["row"], ["task", "column", "n"]]
+        place = {"dataset": task, "split": split_of(task, column), "n_train": n}
+        rows.append(place | interval_summary(r, decimals))
+        flat |= interval_metrics(r, f"adapt_bootstrap/{column}/n{n}")
+    title = (
+        f"MT-DNN init − base init, paired bootstrap over evaluation examples ({replicates:,} "
+        "resamples, the same rows for both inits and every seed): difference of seed means, "
+        "95 % percentile interval, p-value and Holm-adjusted p over the rows below:"
+    )
+    return [(title, pd.DataFrame(rows))], flat
 
 
 def plot_curves(frame: pd.DataFrame, out: Path) -> None:

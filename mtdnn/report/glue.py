@@ -9,7 +9,9 @@ import pandas as pd
 from mtdnn.errors import MtdnnError
 from mtdnn.fileio import atomic_path, read_json, write_json, write_text
 from mtdnn.paper import GLUE_DEV
-from mtdnn.report.seeds import mean_std, paired_summary
+from mtdnn.report.intervals import load_devsets, missing_note, missing_predictions
+from mtdnn.report.seeds import interval_metrics, interval_summary, mean_std, paired_summary
+from mtdnn.report.significance import GLUE_ROW, REPLICATES, DevSet, paired_bootstrap
 
 MODEL_LABELS = {
     "base": "ours: single-task (base)",
@@ -28,12 +30,15 @@ TASK_NAMES = {
     "qqp": "QQP",
     "mnli-m": "MNLI-m",
     "mnli-mm": "MNLI-mm",
+    "mnli": "MNLI",
     "qnli": "QNLI",
     "rte": "RTE",
     "wnli": "WNLI",
     "ax": "AX",
 }
 METRIC_NAMES = {"accuracy": "acc", "f1": "F1", "mcc": "MCC", "pearson": "P", "spearman": "S"}
+# What follows a table in its Markdown: a title and a table, or a notice alone (no table).
+Section = tuple[str, pd.DataFrame | None]
 
 
 def display(key: str) -> str:
@@ -43,15 +48,17 @@ def display(key: str) -> str:
 
 
 def load_cells(files: list[Path]) -> pd.DataFrame:
-    """One row per (model, task column, metric, seed)."""
+    """One row per (model, task column, metric, seed), with the cell's file and split (where the
+    bootstrap finds the cell's predictions)."""
     rows = []
     for f in files:
         doc = read_json(f)
         cell = doc["cell"]
         for split, metrics in doc["metrics"].items():
-            column = cell["task"] + SPLIT_ALIAS.get(split, f"-{split}")
+            where = {"column": cell["task"] + SPLIT_ALIAS.get(split, f"-{split}"), "split": split}
             rows += [
-                {**cell, "column": column, "metric": m, "value": v} for m, v in metrics.items()
+                {**cell, **where, "metric": m, "value": v, "file": str(f)}
+                for m, v in metrics.items()
             ]
     if not rows:
         raise MtdnnError("report: no metrics found in the given cells")
@@ -140,6 +147,66 @@ def paired_differences(frame: pd.DataFrame, decimals: int) -> tuple[pd.DataFrame
     return pd.DataFrame(rows), flat
 
 
+# The single-task baselines the bootstrap compares MT-DNN with, and how its titles name them; a
+# model that is neither MT-DNN nor its no-fine-tuning row counts as a baseline too, by its name.
+BASELINES = {"base": "single-task"}
+NOT_BASELINES = ("mtdnn", "mtl")
+
+
+def glue_intervals(
+    frame: pd.DataFrame, decimals: int, replicates: int = REPLICATES
+) -> tuple[list[Section], dict]:
+    """MT-DNN − each baseline present, per GLUE task (its metrics averaged, MNLI-m/-mm as one
+    task) and for the GLUE score: the paired bootstrap over dev examples, one section each."""
+    frame = frame[~(frame["column"] + "/" + frame["metric"]).isin(["cola/accuracy", "ax/accuracy"])]
+    present = set(frame["model"])
+    baselines = [m for m in dict.fromkeys([*BASELINES, *sorted(present)]) if m in present]
+    baselines = [m for m in baselines if m not in NOT_BASELINES]
+    if "mtdnn" not in present or not baselines:
+        return [], {}
+    missing = missing_predictions(frame, "model", ["mtdnn", *baselines])
+    if missing:
+        return [(missing_note(missing), None)], {}
+    keys = glue_columns(frame.assign(key=frame["column"] + "/" + frame["metric"]))
+    order = list(dict.fromkeys(k.split("/")[0] for k in keys))
+    frame = frame.assign(row=frame["column"].map(glue_task))
+    frame = frame.sort_values("column", key=lambda c: c.map(order.index), kind="stable")
+    devsets = load_devsets(frame, "model", ["mtdnn", *baselines])
+    scored = {glue_task(k.split("/")[0]) for k in GLUE_DEV}
+    sections, flat = [], {}
+    for base in baselines:
+        paired = [d for d in devsets if {"mtdnn", base} <= {m for m, _ in d.preds}]
+        if not paired:
+            continue
+        result = paired_bootstrap(paired, "mtdnn", base, scored, replicates)
+        rows = [_interval_row(r, paired, decimals) for _, r in result.iterrows()]
+        name = BASELINES.get(base, base)
+        sections.append((_interval_title(name, replicates), pd.DataFrame(rows)))
+        for _, r in result.iterrows():
+            key = "glue_score" if r["row"] == GLUE_ROW else r["row"]
+            flat |= interval_metrics(r, f"bootstrap/{base}/{key}")
+    return sections, flat
+
+
+def _interval_title(baseline: str, replicates: int) -> str:
+    return (
+        f"MT-DNN − {baseline}, paired bootstrap over dev examples ({replicates:,} resamples, the "
+        "same rows for both models and every seed): difference of seed means, 95 % percentile "
+        "interval, p-value and Holm-adjusted p over the rows below:"
+    )
+
+
+def _interval_row(result: pd.Series, devsets: list[DevSet], decimals: int) -> dict[str, str]:
+    """A task's label and the metric its difference is on (as the GLUE score counts it)."""
+    row = result["row"]
+    mine = [d for d in devsets if d.row == row]
+    metric = "/".join(METRIC_NAMES.get(m, m) for m in mine[0].metrics) if mine else ""
+    if len(mine) > 1:
+        metric += ", mean of " + " and ".join(TASK_NAMES.get(d.name, d.name) for d in mine)
+    label = row if row == GLUE_ROW else TASK_NAMES.get(row, row)
+    return {"task": label, "metric": metric} | interval_summary(result, decimals)
+
+
 def _paper_score(scored: pd.DataFrame, idx: int) -> float:
     """The paper's dev score over the same task columns that we report, for a like-for-like mean,
     computed by the same rule as ours."""
@@ -157,17 +224,18 @@ def write_table(
     table: pd.DataFrame,
     csv: Path,
     markdown: Path | None,
-    paired: tuple[str, pd.DataFrame] | None = None,
+    sections: list[Section] | None = None,
     footnote: str | None = None,
 ) -> None:
-    """The table as CSV; as Markdown, followed by the paired per-seed differences when given
-    (a title and a table), and by the footnote (tasks the profile names that were left out)."""
+    """The table as CSV; as Markdown, followed by each section (a title and a table, or a notice
+    alone: the paired per-seed differences, the bootstrap intervals), and by the footnote (tasks
+    the profile names that were left out)."""
     with atomic_path(csv) as tmp:
         table.to_csv(tmp, index=False)
     if markdown is not None:
         text = to_markdown(table) + "\n"
-        if paired is not None:
-            text += f"\n{paired[0]}\n\n" + to_markdown(paired[1]) + "\n"
+        for title, body in sections or []:
+            text += f"\n{title}\n" + ("" if body is None else "\n" + to_markdown(body) + "\n")
         if footnote:
             text += f"\n{footnote}\n"
         write_text(markdown, text)
@@ -198,20 +266,24 @@ def build(
     plot: Path | None,
     decimals: int,
     skipped: list[str] | None = None,
+    replicates: int = REPLICATES,
 ) -> None:
     frame = load_cells(cells)
     if table == "glue":
         out, flat = glue_table(frame, decimals)
         pair = paired_differences if {"mtdnn", "base"} <= set(frame["model"]) else None
+        intervals = glue_intervals
     else:
-        from mtdnn.report.adapt import adapt_paired_differences, adapt_table
+        from mtdnn.report.adapt import adapt_intervals, adapt_paired_differences, adapt_table
 
         out, flat = adapt_table(frame, decimals, plot)
         pair = adapt_paired_differences if {"mtdnn", "base"} <= set(frame["init"]) else None
-    extra = None
+        intervals = adapt_intervals
+    sections = []
     if pair is not None:
         diffs, deltas = pair(frame, decimals)
-        extra, flat = (PAIRED_TITLE[table], diffs), flat | deltas
-    write_table(out, csv, markdown, extra, skipped_note(skipped or []))
+        sections, flat = [(PAIRED_TITLE[table], diffs)], flat | deltas
+    boot, boot_flat = intervals(frame, decimals, replicates)
+    write_table(out, csv, markdown, sections + boot, skipped_note(skipped or []))
     if metrics is not None:
-        write_json(metrics, flat)
+        write_json(metrics, flat | boot_flat)

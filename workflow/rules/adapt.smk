@@ -1,5 +1,6 @@
 # Domain adaptation (paper 4.4): fine-tune on a seeded, stratified, nested subsample of the target's
 # training data, from the MT-DNN encoder (trained on GLUE only) or the plain encoder. Linear head.
+# The cell keeps its evaluation predictions beside it, for the table's paired bootstrap.
 rule adapt:
     input:
         data=lambda wc: tokenized(wc.task, wc.enc),
@@ -10,7 +11,10 @@ rule adapt:
             else []
         ),
     output:
-        paths.adapt_cell("{init}", "{enc}", "{task}", "{size}", "{key}", "{seed}"),
+        cell=paths.adapt_cell("{init}", "{enc}", "{task}", "{size}", "{key}", "{seed}"),
+        preds=predictions_path(
+            paths.adapt_cell("{init}", "{enc}", "{task}", "{size}", "{key}", "{seed}")
+        ),
     log:
         "logs/adapt/{init}/{enc}/{task}/{size}/{key}/seed{seed}.log",
     wildcard_constraints:
@@ -32,4 +36,5 @@ rule adapt:
     shell:
         "mtdnn adapt --task {wildcards.task} --size {wildcards.size} {params.init_arg} "
         "--encoder {params.encoder} --max-len {params.max_len} --seed {wildcards.seed} "
-        "--cfg {params.cfg:q} --splits {params.splits} --threads {threads} --out {output} > {log} 2>&1"
+        "--cfg {params.cfg:q} --splits {params.splits} --threads {threads} --out {output.cell} "
+        "> {log} 2>&1"

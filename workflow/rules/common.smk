@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from mtdnn import paths
+from mtdnn.cellpreds import predictions_path
 from mtdnn.config import load_params
 from mtdnn.errors import MtdnnError
 from mtdnn.grid import Grid

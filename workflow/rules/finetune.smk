@@ -2,7 +2,8 @@
 # single-task baseline). Same code path; only the starting point (and, with
 # finetune.base_exposure: equal, the baseline's schedule) differs. The job also evaluates the
 # model it trained and writes its GLUE table cell (dev metrics + provenance): one process start
-# and one model load per cell instead of two.
+# and one model load per cell instead of two. The cell keeps its dev predictions beside it
+# (seed1.json -> seed1.preds.parquet), which the tables' paired bootstrap resamples.
 rule finetune:
     input:
         data=lambda wc: tokenized(wc.task),
@@ -12,6 +13,9 @@ rule finetune:
             paths.finetune_dir("{init}", "{enc}", "{task}", "{key}", "{seed}")
         ),
         cell=paths.glue_cell("{init}", "{enc}", "{task}", "{key}", "{seed}"),
+        preds=predictions_path(
+            paths.glue_cell("{init}", "{enc}", "{task}", "{key}", "{seed}")
+        ),
     log:
         "logs/finetune/{init}/{enc}/{task}/{key}/seed{seed}.log",
     conda:

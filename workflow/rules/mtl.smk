@@ -10,6 +10,13 @@ rule train_mtl:
             paths.glue_cell("mtl", "{{enc}}", "{task}", "{{key}}", "{{seed}}"),
             task=GRID.mtl_cell_tasks,
         ),
+        # Each cell's dev predictions, beside it (the job's evaluation writes them).
+        preds=expand(
+            predictions_path(
+                paths.glue_cell("mtl", "{{enc}}", "{task}", "{{key}}", "{{seed}}")
+            ),
+            task=GRID.mtl_cell_tasks,
+        ),
     log:
         "logs/train_mtl/{enc}/{key}/seed{seed}.log",
     # Start multi-task training first: every MT-DNN fine-tuning waits for it.

@@ -2,6 +2,8 @@
 rule glue_table:
     input:
         cells=GRID.glue_cells(),
+        # each cell's dev predictions, which the paired bootstrap resamples
+        preds=[predictions_path(cell) for cell in GRID.glue_cells()],
         # ancient: read for their training curves only; a DVC checkout rewrites directory mtimes,
         # and the cells above already change whenever a model does.
         models=[ancient(m) for m in glue_models().values()],
@@ -36,7 +38,8 @@ rule glue_table:
 
 rule adapt_table:
     input:
-        GRID.adapt_cells(),
+        cells=GRID.adapt_cells(),
+        preds=[predictions_path(cell) for cell in GRID.adapt_cells()],
     output:
         csv=report(
             "results/domain_adaptation.csv",
@@ -62,5 +65,5 @@ rule adapt_table:
     params:
         decimals=lookup(dpath="report/decimals", within=config, default=1),
     shell:
-        "mtdnn report adapt {input} --csv {output.csv} --markdown {output.markdown} "
+        "mtdnn report adapt {input.cells} --csv {output.csv} --markdown {output.markdown} "
         "--metrics {output.metrics} --plot {output.plot} --decimals {params.decimals} > {log} 2>&1"
