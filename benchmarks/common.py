@@ -52,6 +52,20 @@ def setup_env(threads: int) -> None:
         pass
 
 
+def require_bench_group(script: str) -> None:
+    """HF Trainer needs `accelerate`, which mtdnn itself does not: without it the run would die
+    minutes in, with a traceback deep inside transformers. Say so in one line, up front."""
+    import importlib.util
+
+    if importlib.util.find_spec("accelerate") is None:
+        print(
+            f"{script}: HF Trainer needs accelerate, which is not installed; install the "
+            "benchmarks' group: pip install -e . --group bench",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+
+
 def common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--glue-dir",

@@ -674,6 +674,8 @@ def measure(args: argparse.Namespace) -> tuple[dict, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.merge:  # merging reads result files; measuring trains HF Trainer
+        common.require_bench_group("parity.py")
     common.setup_env(args.threads)
     from mtdnn.errors import MtdnnError
 

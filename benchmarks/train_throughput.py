@@ -232,6 +232,8 @@ def write_json(bench: Bench, shape, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if set(args.contenders) & set("ab"):  # the HF Trainer contenders
+        common.require_bench_group("train_throughput.py")
     common.setup_env(args.threads)
     import torch
 
