@@ -343,6 +343,12 @@ def _add_report(p) -> None:
     p.add_argument("--markdown", type=Path, help="the same table as Markdown")
     p.add_argument("--metrics", type=Path, help="flat metrics JSON for `dvc exp show`")
     p.add_argument("--plot", type=Path, help="PNG plot (adapt table)")
+    p.add_argument(
+        "--forest",
+        type=Path,
+        help="PNG forest plot of the bootstrap differences and their 95 %% intervals (or, with "
+        "none, a figure saying why)",
+    )
     p.add_argument("--decimals", type=int, default=1, help="decimals in the tables (default 1)")
     p.add_argument(
         "--skipped",
@@ -376,6 +382,7 @@ def report(args) -> None:
         args.decimals,
         skipped,
         args.replicates,
+        args.forest,
     )
 
 

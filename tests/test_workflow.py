@@ -36,7 +36,7 @@ SKIP_DVC = {"cache", "tmp", "config.local"}
 # Directory outputs, then the table files, that DVC versions (metrics.json is tracked by git).
 DVC_DIRS = ("data", "models", "results/cells")
 TABLES = ("glue.csv", "glue.md", "domain_adaptation.csv", "domain_adaptation.md")
-TABLES += ("domain_adaptation.png",)
+TABLES += ("domain_adaptation.png", "glue_forest.png", "domain_adaptation_forest.png")
 
 
 def copy_project(dest: Path) -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from mtdnn.paper import ADAPT, ADAPT_SIZES
+from mtdnn.report.forest import Panel, forest_rows
 from mtdnn.report.intervals import load_devsets, missing_note, missing_predictions
 from mtdnn.report.seeds import interval_metrics, interval_summary, paired_summary
 from mtdnn.report.significance import REPLICATES, paired_bootstrap
@@ -71,21 +72,22 @@ def adapt_paired_differences(frame: pd.DataFrame, decimals: int) -> tuple[pd.Dat
 
 def adapt_intervals(
     frame: pd.DataFrame, decimals: int, replicates: int = REPLICATES
-) -> tuple[list[tuple[str, pd.DataFrame | None]], dict]:
+) -> tuple[list[tuple[str, pd.DataFrame | None]], dict, list[Panel]]:
     """MT-DNN init − base init per dataset, split and training-set size: the paired bootstrap
-    over the split's examples (both sizes resample the same rows), Holm-adjusted over the rows."""
+    over the split's examples (both sizes resample the same rows), Holm-adjusted over the rows;
+    the same rows as the forest plot's one panel."""
     frame = frame[frame["metric"] == "accuracy"].astype({"n": int})
     if not {"mtdnn", "base"} <= set(frame["init"]):
-        return [], {}
+        return [], {}, []
     missing = missing_predictions(frame, "init", ["mtdnn", "base"])
     if missing:
-        return [(missing_note(missing), None)], {}
+        return [(missing_note(missing), None)], {}, []
     frame = frame.sort_values(["task", "column", "n"], kind="stable")
     frame = frame.assign(row=frame["column"] + "/n" + frame["n"].astype(str))
     devsets = load_devsets(frame, "init", ["mtdnn", "base"])
     paired = [d for d in devsets if {"mtdnn", "base"} <= {m for m, _ in d.preds}]
     if not paired:
-        return [], {}
+        return [], {}, []
     result = paired_bootstrap(paired, "mtdnn", "base", (), replicates)
     where = frame.drop_duplicates("row").set_index("row")
     rows, flat = [], {}
@@ -99,7 +101,14 @@ def adapt_intervals(
         "resamples, the same rows for both inits and every seed): difference of seed means, "
         "95 % percentile interval, p-value and Holm-adjusted p over the rows below:"
     )
-    return [(title, pd.DataFrame(rows))], flat
+    return [(title, pd.DataFrame(rows))], flat, [_forest_panel(result, rows)]
+
+
+def _forest_panel(result: pd.DataFrame, rows: list[dict]) -> Panel:
+    """The table's rows as a forest panel: a row per size, grouped by dataset and split."""
+    groups = [f"{r['dataset'].upper()} {r['split']}" for r in rows]
+    labels = [f"{g}, {r['n_train']:,} examples" for g, r in zip(groups, rows, strict=True)]
+    return "MT-DNN init − base init", forest_rows(result, labels, groups)
 
 
 def plot_curves(frame: pd.DataFrame, out: Path) -> None:

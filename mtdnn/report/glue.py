@@ -9,6 +9,7 @@ import pandas as pd
 from mtdnn.errors import MtdnnError
 from mtdnn.fileio import atomic_path, read_json, write_json, write_text
 from mtdnn.paper import GLUE_DEV
+from mtdnn.report.forest import Panel, forest_rows, write_forest
 from mtdnn.report.intervals import load_devsets, missing_note, missing_predictions
 from mtdnn.report.seeds import interval_metrics, interval_summary, mean_std, paired_summary
 from mtdnn.report.significance import GLUE_ROW, REPLICATES, DevSet, paired_bootstrap
@@ -155,25 +156,26 @@ NOT_BASELINES = ("mtdnn", "mtl")
 
 def glue_intervals(
     frame: pd.DataFrame, decimals: int, replicates: int = REPLICATES
-) -> tuple[list[Section], dict]:
+) -> tuple[list[Section], dict, list[Panel]]:
     """MT-DNN − each baseline present, per GLUE task (its metrics averaged, MNLI-m/-mm as one
-    task) and for the GLUE score: the paired bootstrap over dev examples, one section each."""
+    task) and for the GLUE score: the paired bootstrap over dev examples, one section each, and
+    the same rows as one forest-plot panel each."""
     frame = frame[~(frame["column"] + "/" + frame["metric"]).isin(["cola/accuracy", "ax/accuracy"])]
     present = set(frame["model"])
     baselines = [m for m in dict.fromkeys([*BASELINES, *sorted(present)]) if m in present]
     baselines = [m for m in baselines if m not in NOT_BASELINES]
     if "mtdnn" not in present or not baselines:
-        return [], {}
+        return [], {}, []
     missing = missing_predictions(frame, "model", ["mtdnn", *baselines])
     if missing:
-        return [(missing_note(missing), None)], {}
+        return [(missing_note(missing), None)], {}, []
     keys = glue_columns(frame.assign(key=frame["column"] + "/" + frame["metric"]))
     order = list(dict.fromkeys(k.split("/")[0] for k in keys))
     frame = frame.assign(row=frame["column"].map(glue_task))
     frame = frame.sort_values("column", key=lambda c: c.map(order.index), kind="stable")
     devsets = load_devsets(frame, "model", ["mtdnn", *baselines])
     scored = {glue_task(k.split("/")[0]) for k in GLUE_DEV}
-    sections, flat = [], {}
+    sections, flat, panels = [], {}, []
     for base in baselines:
         paired = [d for d in devsets if {"mtdnn", base} <= {m for m, _ in d.preds}]
         if not paired:
@@ -182,10 +184,11 @@ def glue_intervals(
         rows = [_interval_row(r, paired, decimals) for _, r in result.iterrows()]
         name = BASELINES.get(base, base)
         sections.append((_interval_title(name, replicates), pd.DataFrame(rows)))
+        panels.append((f"MT-DNN − {name}", forest_rows(result, [r["task"] for r in rows])))
         for _, r in result.iterrows():
             key = "glue_score" if r["row"] == GLUE_ROW else r["row"]
             flat |= interval_metrics(r, f"bootstrap/{base}/{key}")
-    return sections, flat
+    return sections, flat, panels
 
 
 def _interval_title(baseline: str, replicates: int) -> str:
@@ -213,6 +216,16 @@ def _paper_score(scored: pd.DataFrame, idx: int) -> float:
     keys = set(scored["column"] + "/" + scored["metric"]) & set(GLUE_DEV)
     return glue_score({k: GLUE_DEV[k][idx] for k in keys}) if keys else float("nan")
 
+
+FOREST_XLABEL = {
+    "glue": "MT-DNN − baseline, difference of seed means (metric ×100)",
+    "adapt": "MT-DNN init − base init, difference of seed means (accuracy ×100)",
+}
+# Why the forest plot has no intervals when the cells hold no pair to compare at all.
+NO_PAIR = {
+    "glue": "These cells hold no MT-DNN and single-task (baseline) pair to compare.",
+    "adapt": "These cells hold no MT-DNN-init and base-init pair to compare.",
+}
 
 PAIRED_TITLE = {
     "glue": "MT-DNN − single-task, paired by seed:",
@@ -267,7 +280,10 @@ def build(
     decimals: int,
     skipped: list[str] | None = None,
     replicates: int = REPLICATES,
+    forest: Path | None = None,
 ) -> None:
+    """The table (CSV, Markdown, flat metrics) of ``cells``; with ``forest``, the forest plot of
+    its bootstrap rows, or a figure saying why there are none (the Markdown's notice)."""
     frame = load_cells(cells)
     if table == "glue":
         out, flat = glue_table(frame, decimals)
@@ -283,7 +299,10 @@ def build(
     if pair is not None:
         diffs, deltas = pair(frame, decimals)
         sections, flat = [(PAIRED_TITLE[table], diffs)], flat | deltas
-    boot, boot_flat = intervals(frame, decimals, replicates)
+    boot, boot_flat, panels = intervals(frame, decimals, replicates)
     write_table(out, csv, markdown, sections + boot, skipped_note(skipped or []))
     if metrics is not None:
         write_json(metrics, flat | boot_flat)
+    if forest is not None:
+        notice = next((title for title, body in boot if body is None), None)
+        write_forest(forest, panels, FOREST_XLABEL[table], notice or NO_PAIR[table])

@@ -16,6 +16,13 @@ rule glue_table:
         ),
         markdown="results/glue.md",
         metrics="results/metrics.json",
+        # drawn from the same bootstrap rows as glue.md's intervals, in the same job
+        forest=report(
+            "results/glue_forest.png",
+            caption="../report/glue_forest.rst",
+            category="GLUE",
+            labels={"figure": "MT-DNN − baseline, 95 % CI"},
+        ),
         curves=directory("results/plots/training"),
     log:
         "logs/report/glue.log",
@@ -31,7 +38,7 @@ rule glue_table:
         models=" ".join(f"{name}={path}" for name, path in glue_models().items()),
     shell:
         "(mtdnn report glue {input.cells} --csv {output.csv} --markdown {output.markdown} "
-        "--metrics {output.metrics} --decimals {params.decimals} "
+        "--metrics {output.metrics} --forest {output.forest} --decimals {params.decimals} "
         "--skipped '{params.skipped}' && "
         "mtdnn training-curves {params.models} --out {output.curves}) > {log} 2>&1"
 
@@ -55,6 +62,12 @@ rule adapt_table:
             category="Domain adaptation",
             labels={"figure": "accuracy by training-set size"},
         ),
+        forest=report(
+            "results/domain_adaptation_forest.png",
+            caption="../report/adapt_forest.rst",
+            category="Domain adaptation",
+            labels={"figure": "MT-DNN init − base init, 95 % CI"},
+        ),
     log:
         "logs/report/adapt.log",
     conda:
@@ -66,4 +79,5 @@ rule adapt_table:
         decimals=lookup(dpath="report/decimals", within=config, default=1),
     shell:
         "mtdnn report adapt {input.cells} --csv {output.csv} --markdown {output.markdown} "
-        "--metrics {output.metrics} --plot {output.plot} --decimals {params.decimals} > {log} 2>&1"
+        "--metrics {output.metrics} --plot {output.plot} --forest {output.forest} "
+        "--decimals {params.decimals} > {log} 2>&1"
