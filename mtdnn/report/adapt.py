@@ -126,7 +126,8 @@ def plot_curves(frame: pd.DataFrame, out: Path) -> None:
         _panel(ax, dev[dev["task"] == dataset], dataset)
     fig.tight_layout()
     with atomic_path(out, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+        # no Software key: a matplotlib upgrade alone must not change the plot DVC tracks
+        fig.savefig(tmp, dpi=120, format="png", metadata={"Software": None})
     plt.close(fig)
 
 
