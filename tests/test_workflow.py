@@ -25,32 +25,15 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import REPO, subprocess_env
+from smoke_workflow import clean_checkout
 
 GLUE = REPO.parent / "shared" / "data" / "glue"
 CORES = "2"
 
-# What a clean checkout holds: everything but VCS data, environments, caches and pipeline outputs.
-SKIP_TOP = {".git", ".venv", ".snakemake", ".pytest_cache", ".ruff_cache", "build", "logs"}
-SKIP_TOP |= {"data", "models", "results"}
-SKIP_DVC = {"cache", "tmp", "config.local"}
 # Directory outputs, then the table files, that DVC versions (metrics.json is tracked by git).
 DVC_DIRS = ("data", "models", "results/cells")
 TABLES = ("glue.csv", "glue.md", "domain_adaptation.csv", "domain_adaptation.md")
 TABLES += ("domain_adaptation.png", "glue_forest.png", "domain_adaptation_forest.png")
-
-
-def copy_project(dest: Path) -> Path:
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        here = Path(folder)
-        skip = {n for n in names if n == "__pycache__" or n.endswith((".egg-info", ".resume"))}
-        if here == REPO:
-            skip |= SKIP_TOP & set(names)
-        if here == REPO / ".dvc":
-            skip |= SKIP_DVC & set(names)
-        return skip
-
-    shutil.copytree(REPO, dest, ignore=ignore)
-    return dest
 
 
 def tool_env(package: Path, glue: Path | None) -> dict[str, str]:
@@ -135,7 +118,7 @@ def sha256(path: Path) -> str:
 def project(glue_dir, derived_dir, tmp_path_factory, pytestconfig):
     if shutil.which("git") is None:
         pytest.skip("git not found: DVC projects and experiments need a git repository")
-    root = copy_project(tmp_path_factory.mktemp("smoke") / "project")
+    root = clean_checkout(tmp_path_factory.mktemp("smoke") / "project")
     proj = Project(root, tool_env(root, glue_dir))
     proj.run(sys.executable, "-m", "mtdnn", "profile", "smoke")
     proj.run("git", "init", "-q")
