@@ -1,5 +1,6 @@
-"""Training curves for `dvc plots`: written with every model, collected under stable names, and
-rendered by DVC across two revisions with the project's own `plots:` declarations."""
+"""Training curves for `dvc plots`: logged through DVCLive with every model, collected under
+stable names, and rendered by DVC across two revisions with the project's own `plots:`
+declarations."""
 
 from __future__ import annotations
 
@@ -44,40 +45,51 @@ def finetune(cli, root: Path, encoder: Path, out: str, **knobs) -> Path:
     return root / out
 
 
+CURVES = Path("dvclive/plots/metrics")
+
+
 def test_every_model_has_its_loss_and_dev_curves(rte, cli):
     root, encoder = rte
     model = finetune(cli, root, encoder, "m-curves")
     summary = json.loads((model / "train_summary.json").read_text())
-    loss = pd.read_csv(model / "train_loss.csv")
+    loss = pd.read_csv(model / CURVES / "train/loss.tsv", sep="\t")
     assert list(loss.columns) == ["step", "loss"]
     assert loss["step"].tolist() == list(range(1, len(summary["losses"]) + 1))
-    assert loss["loss"].tolist() == pytest.approx(summary["losses"])
+    assert loss["loss"].tolist() == summary["losses"]
     assert len(loss) == 2 * 6  # 48 rows in batches of 8, two epochs
-    dev = pd.read_csv(model / "dev_metrics.csv")
-    assert len(dev) == len(summary["history"]) == 2
+    dev = pd.read_csv(model / CURVES / "dev/rte/dev/accuracy.tsv", sep="\t")
     history = summary["history"]
-    assert dev["epoch"].tolist() == [e["epoch"] for e in history]
-    assert dev["batches"].tolist() == [e["batches"] for e in history]
-    accuracy = [e["dev"]["rte/dev"]["accuracy"] for e in history]
-    assert dev["rte/dev/accuracy"].tolist() == pytest.approx(accuracy)
+    assert len(dev) == len(history) == 2
+    assert dev["step"].tolist() == [e["batches"] for e in history] == [6, 12]
+    assert dev["accuracy"].tolist() == [e["dev"]["rte/dev"]["accuracy"] for e in history]
 
 
-def test_training_curves_collects_them_under_stable_names(rte, cli):
+def test_training_curves_collects_them_under_stable_names(rte, cli, caplog):
     root, encoder = rte
     model = finetune(cli, root, encoder, "m-collect")
     r = cli(["training-curves", f"mtdnn-rte-seed1={model}", "--out", "curves"], root)
     assert r.returncode == 0, r.stderr
-    loss = pd.read_csv(root / "curves/train_loss/mtdnn-rte-seed1.csv")
-    assert loss.equals(pd.read_csv(model / "train_loss.csv"))
-    dev = pd.read_csv(root / "curves/dev/mtdnn-rte-seed1/rte-dev.csv")
-    assert list(dev.columns) == ["epoch", "batches", "primary", "accuracy"]
-    assert dev["primary"].tolist() == dev["accuracy"].tolist()  # RTE's primary metric
+    # DVCLive's plot files, byte for byte, under the stable name; its metrics.json stays behind
+    copied = {p.relative_to(root / "curves") for p in (root / "curves").rglob("*") if p.is_file()}
+    assert copied == {Path("mtdnn-rte-seed1/train/loss.tsv"),
+                      Path("mtdnn-rte-seed1/dev/rte/dev/accuracy.tsv")}  # fmt: skip
+    for name in copied:
+        source = model / CURVES / name.relative_to("mtdnn-rte-seed1")
+        assert (root / "curves" / name).read_bytes() == source.read_bytes()
     for bad in (f"{model}", f"a/b={model}"):
         r = cli(["training-curves", bad, "--out", "curves2"], root)
         assert r.returncode == 2 and "NAME=DIR" in r.stderr
-    r = cli(["training-curves", f"x={root / 'tiny-bert'}", "--out", "curves2"], root)
-    assert r.returncode == 2 and "train_loss.csv" in r.stderr
+    r = cli(["training-curves", f"x={root / 'no-model'}", "--out", "curves2"], root)
+    assert r.returncode == 2 and "not a model directory" in r.stderr
     assert not (root / "curves2").exists()
+    # A model without DVCLive curves (trained before them) is left out with a warning, not fatal.
+    with caplog.at_level("WARNING", logger="mtdnn.plots"):
+        r = cli(
+            ["training-curves", f"old={root / 'tiny-bert'}", f"new={model}", "--out", "c3"], root
+        )
+    assert r.returncode == 0, r.stderr
+    assert [m for m in caplog.messages if "dvclive" in m and m.endswith("no curves for old")]
+    assert sorted(p.name for p in (root / "c3").iterdir()) == ["new"]
 
 
 def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
@@ -95,39 +107,57 @@ def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_dvc_plots_diff_renders_two_experiments(rte, cli, tmp_path):
     """The project's `plots:` declarations, two revisions whose models differ only in lr: DVC
-    renders every training curve with both revisions and no error."""
+    renders every training curve with both revisions and no error, laid out as the GLUE table's
+    job leaves them (Snakemake's timestamp marker in its output directory included)."""
     root, encoder = rte
     repo = tmp_path / "repo"
     repo.mkdir()
     declared = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
     training = [p for p in declared if next(iter(p)).startswith("results/plots/training")]
-    assert len(training) == 2
+    assert len(training) == 1
+    (curves,) = (next(iter(p)) for p in training)
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"plots": training}))
     dvc(repo, "git", "init", "-q")
     dvc(repo, "dvc", "init", "-q")
     for rev, lr in (("slow", 1e-5), ("fast", 1e-3)):
         model = finetune(cli, root, encoder, f"m-{rev}", lr=lr)
-        out = repo / "results/plots/training"
+        out = repo / "results/plots/training"  # the glue stage's output, as glue_table writes it
         shutil.rmtree(out, ignore_errors=True)
-        r = cli(["training-curves", f"mtdnn-rte-seed1={model}", "--out", out], root)
+        r = cli(["training-curves", f"mtdnn-rte-seed1={model}", "--out", out / "dvclive"], root)
         assert r.returncode == 0, r.stderr
+        (out / ".snakemake_timestamp").touch()
         dvc(repo, "git", "add", "-A")
         dvc(repo, "git", "commit", "-qm", rev)
         dvc(repo, "git", "tag", rev)
     shown = json.loads(dvc(repo, "dvc", "plots", "diff", "slow", "fast", "--json").stdout)
     assert not shown.get("errors"), shown["errors"]
-    for name in ("train_loss/mtdnn-rte-seed1.csv", "dev/mtdnn-rte-seed1/rte-dev.csv"):
-        (plot,) = shown["data"][f"results/plots/training/{name}"]
+    assert set(shown["data"]) == {f"{curves}/mtdnn-rte-seed1/{name}" for name in
+                                  ("train/loss.tsv", "dev/rte/dev/accuracy.tsv")}  # fmt: skip
+    for name, plot in shown["data"].items():
+        (plot,) = plot
         values = plot["content"]["data"]["values"]
         assert {v["rev"] for v in values} == {"slow", "fast"}, name
+        # x is the batch, y the file's own metric (DVC takes the last column)
+        assert plot["content"]["encoding"]["x"]["field"] == "step", name
+        assert y_fields(plot["content"]) == {name.rsplit("/", 1)[1].removesuffix(".tsv")}, name
     losses = {rev: [float(v["loss"]) for v in values_of(shown, rev)] for rev in ("slow", "fast")}
     assert len(losses["slow"]) == len(losses["fast"]) == 12
     assert losses["slow"] != losses["fast"]
     dvc(repo, "dvc", "plots", "diff", "slow", "fast", "-o", "out")
     html = (repo / "out/index.html").read_text()
-    assert "training loss per batch" in html and "dev primary metric per epoch" in html
+    assert "mtdnn-rte-seed1/train/loss.tsv" in html and "mtdnn-rte-seed1/dev/rte/dev" in html
 
 
 def values_of(shown: dict, rev: str) -> list[dict]:
-    (plot,) = shown["data"]["results/plots/training/train_loss/mtdnn-rte-seed1.csv"]
+    (plot,) = shown["data"]["results/plots/training/dvclive/mtdnn-rte-seed1/train/loss.tsv"]
     return [v for v in plot["content"]["data"]["values"] if v["rev"] == rev]
+
+
+def y_fields(spec: object) -> set[str]:
+    """Every field a Vega-Lite spec's layers put on the y axis."""
+    if isinstance(spec, list):
+        return set().union(*map(y_fields, spec)) if spec else set()
+    if not isinstance(spec, dict):
+        return set()
+    own = spec.get("encoding", {}).get("y", {}).get("field")
+    return ({own} if own else set()) | y_fields([v for k, v in spec.items() if k != "data"])

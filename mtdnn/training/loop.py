@@ -27,7 +27,6 @@ from mtdnn.model.checkpoint import (
 )
 from mtdnn.model.heads import relevance_labels, task_loss
 from mtdnn.model.inference import decode, infer, score
-from mtdnn.plots import write_training_plots
 from mtdnn.tasks import TaskType
 from mtdnn.training import faults
 from mtdnn.training.batching import TaskData, collate
@@ -35,6 +34,7 @@ from mtdnn.training.distributed import Dist
 from mtdnn.training.optim import linear_schedule, make_optimizer
 from mtdnn.training.precision import autocast, dtype_name, grad_scaler
 from mtdnn.training.sampling import MultiTaskSampler
+from mtdnn.training.tracking import LOSS_DECIMALS, Curves, LiveCurves
 
 log = logging.getLogger(__name__)
 LOG_EVERY = 20  # steps between loss read-backs: each .item() is a host sync on GPU
@@ -58,6 +58,8 @@ class Run:
     # Held-out training rows to pick the best epoch on (``holdout_examples``); empty: no selection.
     holdout: dict[str, list[TaskData]] = field(default_factory=dict)
     scaler: torch.amp.GradScaler = field(init=False)
+    # The DVCLive curves: rank 0 opens them in `fit`; the other ranks never log.
+    curves: Curves = field(default_factory=Curves, init=False, repr=False)
 
     def __post_init__(self) -> None:
         # fp16 loss scaling follows device and dtype; its state is part of the resume state.
@@ -66,6 +68,10 @@ class Run:
     @property
     def resume_dir(self) -> Path:
         return self.out.with_name(self.out.name + ".resume")
+
+    @property
+    def live_dir(self) -> Path:
+        return self.out.with_name(self.out.name + ".dvclive")
 
     @cached_property
     def settings(self) -> dict[str, str]:
@@ -170,6 +176,8 @@ def fit(run: Run, stop_after: int | None = None) -> dict | None:
     sched = linear_schedule(opt, updates, run.cfg.warmup)
     scaler = run.scaler
     pos = resume(run, opt, sched)
+    if run.dist.is_main:
+        run.curves = LiveCurves.open(run.live_dir, pos.losses, pos.history)
     run.model.train()
     bar = tqdm(
         total=total,
@@ -189,6 +197,8 @@ def fit(run: Run, stop_after: int | None = None) -> dict | None:
             if pos.done % run.cfg.grad_accum == 0 or pos.done == total:
                 update(run, opt, sched, scaler)
             if pos.done % LOG_EVERY == 0:
+                # The host syncs here anyway (the bar's loss): the curves follow the run live.
+                flush_losses(run, pos)
                 bar.set_postfix(
                     task=task,
                     loss=f"{loss.item() * run.cfg.grad_accum:.3f}",
@@ -248,6 +258,9 @@ def end_of_epoch(run: Run, opt, sched, pos: Position, save: bool = True) -> None
         entry |= {"holdout": held, "score": selection_score(run.holdout, held, run.cfg.best_metric)}
         keep_if_best(run, pos, entry["score"])
     pos.history.append(entry)
+    # The losses up to this epoch's end are logged before its metrics, in every process's run.
+    flush_losses(run, pos)
+    run.curves.epoch(entry)
     if save:
         save_resume(run, opt, sched, pos)
 
@@ -272,6 +285,7 @@ def flush_losses(run: Run, pos: Position) -> None:
         steps = torch.stack(pos.pending).double() * run.cfg.grad_accum
         pos.losses += run.dist.mean(steps).tolist()
     pos.pending.clear()
+    run.curves.losses(pos.losses)
 
 
 def save_resume(run: Run, opt, sched, pos: Position) -> None:
@@ -359,7 +373,7 @@ def finish(run: Run, pos: Position, seconds: float, examples: int) -> dict:
         run.model.load_state_dict(load_weights(best))
     summary = {
         "history": pos.history,
-        "losses": [round(x, 6) for x in pos.losses],
+        "losses": [round(x, LOSS_DECIMALS) for x in pos.losses],
         "best_score": pos.best,
         "train_seconds": round(seconds, 2),
         "train_examples_per_s": round(examples / max(seconds, 1e-9), 2),
@@ -371,7 +385,7 @@ def finish(run: Run, pos: Position, seconds: float, examples: int) -> dict:
             write_model(tmp, run.model, run.meta)
             run.tokenizer.save_pretrained(str(tmp))
             write_json(tmp / "train_summary.json", summary)
-            write_training_plots(tmp, summary["losses"], pos.history)  # for `dvc plots`
+            run.curves.save(tmp / "dvclive")  # the curves go with the model they describe
         _remove_tree(run.resume_dir)
     run.dist.barrier()
     return summary

@@ -45,8 +45,9 @@ def tokenized(task, enc=GRID.enc):
 
 
 def glue_models():
-    """{stable name: directory} of every model behind the GLUE table. Model paths carry knob
-    hashes; the names do not, so `dvc plots diff` pairs the same model across experiments.
+    """{stable name: directory} of every model behind the GLUE table, whose DVCLive curves the
+    table's job copies under these names. Model paths carry knob hashes; the names do not, so
+    `dvc plots diff` pairs the same model across experiments.
     """
     models = {}
     for seed in GRID.seeds:

@@ -1,10 +1,10 @@
-# The GLUE table, and the training curves of the models behind it (for `dvc plots`).
+# The GLUE table, and the DVCLive training curves of the models behind it (for `dvc plots`).
 rule glue_table:
     input:
         cells=GRID.glue_cells(),
         # each cell's dev predictions, which the paired bootstrap resamples
         preds=[predictions_path(cell) for cell in GRID.glue_cells()],
-        # ancient: read for their training curves only; a DVC checkout rewrites directory mtimes,
+        # ancient: read for their DVCLive curves only; a DVC checkout rewrites directory mtimes,
         # and the cells above already change whenever a model does.
         models=[ancient(m) for m in glue_models().values()],
     output:
@@ -12,7 +12,7 @@ rule glue_table:
             "results/glue.csv",
             caption="../report/glue.rst",
             category="GLUE",
-            labels={"table": "GLUE dev"},
+            labels={"result": "GLUE dev table"},
         ),
         markdown="results/glue.md",
         metrics="results/metrics.json",
@@ -21,8 +21,12 @@ rule glue_table:
             "results/glue_forest.png",
             caption="../report/glue_forest.rst",
             category="GLUE",
-            labels={"figure": "MT-DNN − baseline, 95 % CI"},
+            labels={"result": "MT-DNN − baseline, 95 % CI (forest plot)"},
         ),
+        # each model's DVCLive plot files, copied unchanged under its stable name (glue_models)
+        # into dvclive/ inside it: model paths carry knob hashes, and `dvc plots diff` pairs files
+        # across experiments by path. One level down, because this directory also holds
+        # Snakemake's .snakemake_timestamp, which DVC would try to read as a plot.
         curves=directory("results/plots/training"),
     log:
         "logs/report/glue.log",
@@ -40,7 +44,7 @@ rule glue_table:
         "(mtdnn report glue {input.cells} --csv {output.csv} --markdown {output.markdown} "
         "--metrics {output.metrics} --forest {output.forest} --decimals {params.decimals} "
         "--skipped '{params.skipped}' && "
-        "mtdnn training-curves {params.models} --out {output.curves}) > {log} 2>&1"
+        "mtdnn training-curves {params.models} --out {output.curves}/dvclive) > {log} 2>&1"
 
 
 rule adapt_table:
@@ -52,7 +56,7 @@ rule adapt_table:
             "results/domain_adaptation.csv",
             caption="../report/adapt_table.rst",
             category="Domain adaptation",
-            labels={"table": "accuracy by training-set size"},
+            labels={"result": "accuracy by training-set size (table)"},
         ),
         markdown="results/domain_adaptation.md",
         metrics="results/adapt_metrics.json",
@@ -60,13 +64,13 @@ rule adapt_table:
             "results/domain_adaptation.png",
             caption="../report/adapt_plot.rst",
             category="Domain adaptation",
-            labels={"figure": "accuracy by training-set size"},
+            labels={"result": "accuracy by training-set size (curves)"},
         ),
         forest=report(
             "results/domain_adaptation_forest.png",
             caption="../report/adapt_forest.rst",
             category="Domain adaptation",
-            labels={"figure": "MT-DNN init − base init, 95 % CI"},
+            labels={"result": "MT-DNN init − base init, 95 % CI (forest plot)"},
         ),
     log:
         "logs/report/adapt.log",
