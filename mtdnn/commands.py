@@ -394,7 +394,6 @@ def _add_curves(p) -> None:
         help="a trained model directory and the stable name its curves get, e.g. mtdnn-rte-seed1=DIR",
     )
     p.add_argument("--out", type=Path, required=True, help="directory to write (replaced whole)")
-    _params_arg(p)
 
 
 @command(
@@ -410,8 +409,7 @@ def training_curves(args) -> None:
         if not sep or not name or "/" in name:
             raise MtdnnError(f"training-curves: expected NAME=DIR with a plain NAME, got '{text}'")
         models[name] = Path(path)
-    primary = {name: t.primary_metric for name, t in _tasks(_params(args)).items()}
-    for path in collect(models, primary, args.out):
+    for path in collect(models, args.out):
         log.debug("wrote %s", path)
 
 

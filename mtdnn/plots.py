@@ -24,13 +24,10 @@ log = logging.getLogger(__name__)
 CURVES = Path("dvclive", "plots", "metrics")
 
 
-def collect(models: dict[str, Path], primary: dict[str, str], out: Path) -> list[Path]:
+def collect(models: dict[str, Path], out: Path) -> list[Path]:
     """For each ``{name: model directory}``: its DVCLive series as ``out/<name>/...``; the whole
-    directory is replaced at once. Returns the files written.
-
-    ``primary`` (each task's primary metric) is not read any more: DVCLive keeps each metric in
-    its own file, so every dev curve has its own y field without a common ``primary`` column.
-    """
+    directory is replaced at once. Returns the files written. DVCLive keeps each metric in its own
+    file, so every dev curve has its own y field (no common ``primary`` column is needed)."""
     written = []
     with atomic_dir(out) as tmp:
         for name, model_dir in sorted(models.items()):
