@@ -195,6 +195,12 @@ def _train_args(p, multi: bool) -> None:
             metavar="DIR",
             help="MT-DNN checkpoint to start from (default: plain encoder)",
         )
+        p.add_argument(
+            "--baseline",
+            choices=["base", "equal"],
+            help="from the plain encoder: base, standard fine-tuning (the default), or equal, "
+            "the equal-exposure schedule (the task's multi-task rows and epochs added)",
+        )
     p.add_argument("--seed", type=int, required=True, help="seed for weights, batches and dropout")
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
     p.add_argument(
@@ -291,7 +297,9 @@ def train_mtl(args) -> None:
     "finetune", "fine-tune one task, from an MT-DNN checkpoint or the plain encoder (baseline)"
 )(lambda p: _train_args(p, multi=False))
 def finetune(args) -> None:
-    init = "base" if args.init_from is None else "mtdnn"
+    if args.init_from is not None and args.baseline is not None:
+        raise MtdnnError("--baseline: a baseline starts from the plain encoder, not from --init")
+    init = "mtdnn" if args.init_from is not None else args.baseline or "base"
     cfg, enc, max_len, params = _train_inputs(args, "finetune", args.task, init)
     from mtdnn.train import train
 

@@ -48,7 +48,22 @@ def validate(params: Any, source: str = PARAMS) -> dict:
         raise MtdnnError(f"{source}: expected a mapping of sections")
     check(params, schema(), source)
     _check_names(params, source)
+    _check_finetune_rows(params, source)
     return params
+
+
+def _check_finetune_rows(params: dict, source: str) -> None:
+    """Fine-tuning trains on each task's multi-task rows (the paper fine-tunes on the training set
+    multi-task training used), so a row cap of its own would break that silently."""
+    ft = params["finetune"]
+    where = ["finetune"] + [f"finetune.per_task.{t}" for t in ft.get("per_task", {})]
+    blocks = [ft, *ft.get("per_task", {}).values()]
+    for key, block in zip(where, blocks, strict=True):
+        if "max_train_examples" in block:
+            raise MtdnnError(
+                f"{source}: {key}.max_train_examples: fine-tuning uses each task's multi-task "
+                "rows; set the cap in mtl.max_train_examples or mtl.per_task instead"
+            )
 
 
 def _check_names(params: dict, source: str) -> None:
@@ -157,7 +172,7 @@ _STAGE_ONLY = {
     "eval_splits",
     "threads",
     "nproc",
-    "base_exposure",
+    "baselines",
     "encoder",  # adapt.encoder: which encoder, not how to train it
 }
 # Knobs that `stage_config` derives from other sections; they reach the trainer, not params.yaml.
@@ -185,13 +200,22 @@ def mtl_cap(params: dict, task: str) -> int | None:
     return per_task.get("max_train_examples", mtl.get("max_train_examples"))
 
 
+# Fine-tuning's starting points: the MT-DNN model, and the plain encoder under each baseline's
+# schedule. "base" is standard fine-tuning (the paper's BERT row: the fine-tuning knobs as they
+# are); "equal" is the equal-exposure control (the task's multi-task rows for as many example
+# passes as MT-DNN gets in multi-task training and fine-tuning together).
+BASELINES = ("base", "equal")
+FINETUNE_INITS = ("mtdnn", *BASELINES)
+
+
 def stage_config(
     params: dict, stage: str, task: str | None = None, init: str | None = None
 ) -> dict:
     """The flat knob dict of one stage (plus a task's overrides): what a rule passes to the CLI.
 
-    ``init="base"`` in fine-tuning with ``base_exposure: equal`` adds the multi-task stage's
-    schedule for the task, so the single-task baseline gets the same in-task exposure.
+    Fine-tuning takes each task's row cap from the multi-task stage (its rows are the multi-task
+    rows); ``init="equal"`` adds the multi-task stage's schedule for the task (the equal-exposure
+    baseline's extra passes).
     """
     section = params[stage]
     knobs = {k: v for k, v in section.items() if k not in _STAGE_ONLY}
@@ -201,15 +225,23 @@ def stage_config(
             knobs["task_caps"] = caps
     if task is not None:
         knobs |= section.get("per_task", {}).get(task, {})
-    if stage == "finetune" and init == "base" and _equal_exposure(params, task):
-        epochs = params["mtl"].get("epochs", TrainConfig.epochs)
-        knobs["exposure"] = {"epochs": epochs, "max_train_examples": mtl_cap(params, task)}
+    if stage == "finetune" and task is not None:
+        knobs["max_train_examples"] = mtl_cap(params, task)
+    if stage == "finetune" and init == "equal":
+        knobs["exposure"] = equal_exposure(params, task)
     return knobs | {"data_seed": params["data"].get("data_seed", 0)}
 
 
-def _equal_exposure(params: dict, task: str | None) -> bool:
-    equal = params["finetune"].get("base_exposure", "same") == "equal"
-    return equal and task in params["mtl"]["tasks"]
+def equal_exposure(params: dict, task: str | None) -> dict:
+    """The multi-task schedule the equal-exposure baseline adds for ``task``: only a task that
+    multi-task training has gets one."""
+    if task not in params["mtl"]["tasks"]:
+        raise MtdnnError(
+            f"equal exposure: task {task} is not in mtl.tasks, so there is no multi-task "
+            "exposure to match (its standard fine-tuning is the baseline)"
+        )
+    epochs = params["mtl"].get("epochs", TrainConfig.epochs)
+    return {"epochs": epochs, "max_train_examples": mtl_cap(params, task)}
 
 
 def knob_schema(stage: str) -> dict:

@@ -14,13 +14,14 @@ from functools import cached_property
 from pathlib import Path
 
 from mtdnn import paths
-from mtdnn.config import stage_config, task_specs
+from mtdnn.config import BASELINES, stage_config, task_specs
 from mtdnn.errors import MtdnnError
 from mtdnn.ingest.sources import expand_path, hub_problem, resolve_split, split_files
 from mtdnn.tasks import HubSource, TaskSpec, parse_file_source
 
 log = logging.getLogger(__name__)
-GLUE_MODELS = ("base", "mtl", "mtdnn")
+# The GLUE table's models, in its row order: the two baselines, MT-DNN without and with fine-tuning.
+GLUE_MODELS = (*BASELINES, "mtl", "mtdnn")
 
 
 @dataclass(frozen=True)
@@ -230,14 +231,29 @@ class Grid:
         """Tasks whose "MT-DNN, no fine-tuning" cell the multi-task job writes."""
         return [t for t in self.finetune_tasks if t in self.mtl_tasks]
 
+    @property
+    def baselines(self) -> list[str]:
+        """The baselines this profile fine-tunes beside MT-DNN (``finetune.baselines``)."""
+        return self.params["finetune"].get("baselines", ["base"])
+
+    @property
+    def finetune_inits(self) -> list[str]:
+        """MT-DNN's fine-tuning and every baseline: the fine-tuning runs per task and seed."""
+        return ["mtdnn", *self.baselines]
+
+    def model_tasks(self, model: str) -> list[str]:
+        """The tasks with a GLUE cell of ``model``: the equal-exposure baseline and the
+        no-fine-tuning row exist only for tasks that multi-task training has."""
+        return self.mtl_cell_tasks if model in ("mtl", "equal") else self.finetune_tasks
+
     def glue_cells(self) -> list[str]:
         cells = []
+        models = [m for m in GLUE_MODELS if m in ("mtl", *self.finetune_inits)]
         for seed in self.seeds:
-            for model in GLUE_MODELS:
-                tasks = self.mtl_cell_tasks if model == "mtl" else self.finetune_tasks
+            for model in models:
                 cells += [
                     paths.glue_cell(model, self.enc, t, self._cell_key(model, t), seed)
-                    for t in tasks
+                    for t in self.model_tasks(model)
                 ]
         return cells
 

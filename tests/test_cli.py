@@ -72,10 +72,11 @@ def test_cfg_overrides_the_profile_key_by_key(tmp_path):
         tmp_path, lambda p: p["finetune"].update(per_task={"rte": {"dropout": 0.2, "lr": 1e-4}})
     )
     cfg, *_ = _train_inputs(_finetune_args(params, '{"lr": 2e-5}'), "finetune", "rte")
-    profile = yaml.safe_load(params.read_text())["finetune"]
+    doc = yaml.safe_load(params.read_text())
+    profile = doc["finetune"]
     assert cfg.lr == 2e-5
     assert cfg.dropout == 0.2  # per_task survives an override of another key
-    assert cfg.max_train_examples == profile["max_train_examples"] == 48
+    assert cfg.max_train_examples == doc["mtl"]["max_train_examples"] == 64  # the multi-task rows
     assert cfg.epochs == profile["epochs"] and cfg.batch_size == profile["batch_size"]
     assert cfg != TrainConfig(lr=2e-5)  # not the bare defaults plus lr
 

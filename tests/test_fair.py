@@ -12,7 +12,8 @@ import torch
 from helpers import REPO
 from transformers import BertConfig, BertModel
 
-from mtdnn.config import TrainConfig, load_params, stage_config
+from mtdnn.config import TrainConfig, load_params, stage_config, validate
+from mtdnn.errors import MtdnnError
 from mtdnn.model.encoders import resolve_encoder, resolve_pooling, trained_pooling
 from mtdnn.model.network import MTDNN
 from mtdnn.paper import GLUE_DEV, GLUE_TEST, GLUE_TEST_SCORE
@@ -124,27 +125,52 @@ def test_min_steps_raises_epochs_for_small_draws():
     assert scheduled_epochs(TrainConfig(epochs=2), 18) == 2
 
 
-def test_default_profile_baseline_has_equal_in_task_exposure():
-    """In the default profile, the single-task baseline sees each task's multi-task rows for as
-    many example passes as MT-DNN gets (multi-task training + fine-tuning), so a gain can only
-    come from the other tasks."""
+def test_default_profile_fine_tunes_on_the_multitask_rows():
+    """Every fine-tuning run of the default profile, MT-DNN's and both baselines', trains on
+    exactly the task's multi-task rows (the paper fine-tunes on the training set multi-task
+    training used); WNLI, not in multi-task training, gets the common cap."""
     params = load_params(REPO / "mtdnn" / "profiles" / "default.yaml")
+    mtl = TrainConfig.from_dict(stage_config(params, "mtl"))
     checked = 0
-    for task in params["finetune"]["tasks"]:
-        if task not in params["mtl"]["tasks"] or task not in TRAIN_ROWS:
-            continue
-        checked += 1
-        n = TRAIN_ROWS[task]
-        mtl = TrainConfig.from_dict(stage_config(params, "mtl"))
-        ft = TrainConfig.from_dict(stage_config(params, "finetune", task, "mtdnn"))
-        base = TrainConfig.from_dict(stage_config(params, "finetune", task, "base"))
-        n_mtl = len(cap_rows(n, train_cap(task, mtl), 0, task))
-        n_ft = len(cap_rows(n, train_cap(task, ft), 0, task))
-        n_base = len(cap_rows(n, train_cap(task, base), 0, task))
-        assert set(cap_rows(n, train_cap(task, ft), 0, task)) <= set(
-            cap_rows(n, train_cap(task, mtl), 0, task)
-        )
-        base_passes = exposure_epochs(base, n_base, n) * n_base
-        assert base_passes == pytest.approx(mtl.epochs * n_mtl + ft.epochs * n_ft), task
-        assert n_base == n_mtl  # the baseline trains on every in-task row MT-DNN saw
-    assert checked == len(TRAIN_ROWS)
+    for task, n in TRAIN_ROWS.items():
+        assert task in params["mtl"]["tasks"] and task in params["finetune"]["tasks"]
+        rows = set(cap_rows(n, train_cap(task, mtl), 0, task))
+        assert len(rows) == min(n, 500)  # the design's common cap, RTE included
+        for init in ("mtdnn", "base", "equal"):
+            ft = TrainConfig.from_dict(stage_config(params, "finetune", task, init))
+            assert set(cap_rows(n, train_cap(task, ft), 0, task)) == rows, (task, init)
+            checked += 1
+    wnli = TrainConfig.from_dict(stage_config(params, "finetune", "wnli", "base"))
+    assert wnli.max_train_examples == params["mtl"]["max_train_examples"]
+    assert checked == 3 * len(TRAIN_ROWS)
+
+
+def test_default_profile_has_both_baselines():
+    """Standard fine-tuning is MT-DNN's fine-tuning schedule from the plain encoder; equal exposure
+    adds the multi-task epochs over the same rows (a gain over it can only come from the other
+    tasks). Neither is chosen on dev: 3 multi-task epochs and BERT's 3 fine-tuning epochs."""
+    params = load_params(REPO / "mtdnn" / "profiles" / "default.yaml")
+    assert params["finetune"]["baselines"] == ["base", "equal"]
+    mtl = TrainConfig.from_dict(stage_config(params, "mtl"))
+    assert mtl.epochs >= 3
+    for task, n in TRAIN_ROWS.items():
+        mtdnn = stage_config(params, "finetune", task, "mtdnn")
+        assert stage_config(params, "finetune", task, "base") == mtdnn
+        assert mtdnn["epochs"] == 3 and "exposure" not in mtdnn
+        equal = TrainConfig.from_dict(stage_config(params, "finetune", task, "equal"))
+        n_rows = len(cap_rows(n, train_cap(task, equal), 0, task))
+        passes = exposure_epochs(equal, n_rows, n) * n_rows
+        assert passes == pytest.approx((mtl.epochs + mtdnn["epochs"]) * n_rows), task
+    with pytest.raises(MtdnnError, match="equal exposure: task wnli is not in mtl.tasks"):
+        stage_config(params, "finetune", "wnli", "equal")
+
+
+@pytest.mark.parametrize("where", ["finetune", "finetune.per_task.rte"])
+def test_a_fine_tuning_row_cap_is_refused(where):
+    params = load_params(REPO / "mtdnn" / "profiles" / "default.yaml")
+    block = params["finetune"]
+    if where != "finetune":
+        block = block.setdefault("per_task", {}).setdefault("rte", {})
+    block["max_train_examples"] = 100
+    with pytest.raises(MtdnnError, match=rf"^p.yaml: {where}.max_train_examples: fine-tuning "):
+        validate(params, "p.yaml")

@@ -192,7 +192,7 @@ def test_the_glue_plot_draws_the_rows_its_table_prints(cli, tmp_path, glue_cells
     png_size(out.read_bytes())
     (fig,) = drawn
     (ax,) = fig.axes
-    assert ax.get_title() == "MT-DNN − single-task" and len(zero_lines(ax)) == 1
+    assert ax.get_title() == "MT-DNN − standard fine-tuning" and len(zero_lines(ax)) == 1
     table = (tmp_path / "t.md").read_text().split("paired bootstrap over dev examples")[1]
     shown = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[3:] if line}
     intervals = bars(ax)
@@ -234,7 +234,7 @@ def test_without_predictions_the_plot_says_why(cli, tmp_path, glue_cells, drawn)
     base_only = [c for c in glue_cells[1:] if "-base-" in str(c)]
     report(cli, tmp_path, "glue", base_only)
     (text,) = [t.get_text() for t in drawn[1].axes[0].texts]
-    assert "These cells hold no MT-DNN and single-task (baseline) pair" in text
+    assert "These cells hold no MT-DNN and baseline pair" in text
 
 
 def test_the_adaptation_plot_has_a_row_per_split_and_size(cli, tmp_path, drawn):

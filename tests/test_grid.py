@@ -23,7 +23,7 @@ from mtdnn.grid import Grid
 from mtdnn.subsample import resolve_size, subsample
 
 PROFILES = REPO / "mtdnn" / "profiles"
-MODELS = ("base", "mtl", "mtdnn")
+MODELS = ("base", "equal", "mtl", "mtdnn")
 # The local GLUE copy has QNLI's dev and test, but no train.tsv: QNLI cannot be trained there.
 NO_LOCAL_TRAIN = {"qnli"}
 
@@ -49,7 +49,7 @@ def glue_product(params: dict, finetune: list[str], mtl: list[str]) -> set[str]:
     return {
         f"results/cells/glue/{model}/{enc}/{task}/{cell_key(grid, model, task)}/seed{seed}.json"
         for seed, model, task in itertools.product(params["seeds"], MODELS, finetune)
-        if model != "mtl" or task in mtl
+        if model not in ("mtl", "equal") or task in mtl
     }
 
 
@@ -80,6 +80,15 @@ def test_knob_keys_follow_the_knobs_that_decide_each_cell(local_data) -> None:
     assert upstream.finetune_key("stsb", "mtdnn") != keys[("stsb", "mtdnn")]
     assert upstream.finetune_key("stsb", "base") == keys[("stsb", "base")]
     assert Grid(copy.deepcopy(params)).finetune_key("rte", "base") == keys[("rte", "base")]
+    # The two baselines are two cells: equal exposure has its own schedule, so its own key, and
+    # it follows the multi-task schedule it matches (its epochs) where standard fine-tuning does not.
+    equal = grid.finetune_key("stsb", "equal")
+    assert equal not in (keys[("stsb", "base")], keys[("stsb", "mtdnn")])
+    assert upstream.finetune_key("stsb", "equal") == equal  # mtl.lr is not part of its schedule
+    changed["mtl"]["epochs"] = 2
+    longer = Grid(changed)
+    assert longer.finetune_key("stsb", "equal") != equal
+    assert longer.finetune_key("stsb", "base") == keys[("stsb", "base")]
 
 
 # --- The grid -----------------------------------------------------------------------------------
@@ -88,9 +97,10 @@ def test_knob_keys_follow_the_knobs_that_decide_each_cell(local_data) -> None:
 @pytest.mark.parametrize(
     ("name", "n_glue", "n_adapt"),
     [
-        ("smoke", 1 * (2 + 2 + 2), 1 * 2 * 2 * 2),
-        # 3 seeds x (8 fine-tuned tasks x {base, mtdnn} + 7 MTL tasks); SNLI x 2 sizes x 5 seeds x 2 inits
-        ("default", 3 * (8 + 7 + 8), 1 * 2 * 5 * 2),
+        ("smoke", 1 * (2 + 2 + 2 + 2), 1 * 2 * 2 * 2),
+        # 3 seeds x (8 fine-tuned tasks x {base, mtdnn} + 7 MTL tasks x {equal, mtl});
+        # SNLI x 2 sizes x 5 seeds x 2 inits
+        ("default", 3 * (8 + 7 + 7 + 8), 1 * 2 * 5 * 2),
     ],
 )
 def test_cells_are_the_configured_product(local_data, name, n_glue, n_adapt) -> None:
@@ -105,8 +115,11 @@ def test_cells_are_the_configured_product(local_data, name, n_glue, n_adapt) -> 
     cells = grid.glue_cells()
     assert len(cells) == len(set(cells)) == n_glue
     assert set(cells) == glue_product(params, finetune, mtl)
-    # The MT-DNN model without fine-tuning is a cell only for tasks it was trained on.
+    # The MT-DNN model without fine-tuning, and the equal-exposure baseline, are cells only for
+    # tasks multi-task training has.
     assert not [c for c in cells if "/mtl/" in c and c.split("/")[-3] not in mtl]
+    assert not [c for c in cells if "/equal/" in c and c.split("/")[-3] not in mtl]
+    assert {c.split("/")[3] for c in cells} == {"base", "equal", "mtl", "mtdnn"}
 
     adapt = grid.adapt_cells()
     assert len(adapt) == len(set(adapt)) == n_adapt
@@ -137,16 +150,12 @@ def test_default_profile_has_every_task_from_the_hub(monkeypatch, hub_online) ->
     assert grid.adapt_datasets == ["snli"]
     cells = grid.glue_cells()
     assert set(cells) == glue_product(params, grid.finetune_tasks, grid.mtl_tasks)
-    assert len(cells) == 3 * (9 + 8 + 9)
+    assert len(cells) == 3 * (9 + 8 + 8 + 9)
     qnli = {
         m: f"results/cells/glue/{m}/minilm/qnli/{cell_key(grid, m, 'qnli')}/seed1.json"
         for m in MODELS
     }
-    assert {m for m in MODELS if qnli[m] in cells} == {
-        "base",
-        "mtl",
-        "mtdnn",
-    }
+    assert {m for m in MODELS if qnli[m] in cells} == {"base", "equal", "mtl", "mtdnn"}
 
 
 def test_size_labels() -> None:
@@ -182,7 +191,8 @@ def test_dry_run_owes_the_whole_default_grid(glue_dir, derived_dir, tmp_path) ->
         "prepare": len(datasets),
         "tokenize": len(datasets),
         "train_mtl": seeds,
-        "finetune": 2 * len(finetune) * seeds,
+        # MT-DNN and standard fine-tuning for every task, equal exposure for the multi-task ones
+        "finetune": (2 * len(finetune) + len(set(finetune) & set(mtl))) * seeds,
         "glue_table": 1,
         "adapt": len(a["datasets"]) * len(a["sizes"]) * len(a["seeds"]) * 2,
         "adapt_table": 1,

@@ -255,8 +255,9 @@ def write_cell(root, coords: dict, splits: dict, preds: bool = True):
 
 @pytest.fixture
 def glue_cells(tmp_path):
-    """Two seeds of base, MT-DNN (clearly better on RTE alone) and MT-DNN without fine-tuning
-    (whose cells have no predictions: no comparison reads them)."""
+    """Two seeds of both baselines, MT-DNN (clearly better than standard fine-tuning on RTE alone,
+    and than equal exposure on MRPC alone) and MT-DNN without fine-tuning (whose cells have no
+    predictions: no comparison reads them)."""
     rng = np.random.default_rng(0)
     gold = {
         (t, s): tiny(kind, n=300, seed=i)[0]
@@ -264,10 +265,11 @@ def glue_cells(tmp_path):
         for s, (_, kind) in splits.items()
     }
     cells = []
-    for model in ("base", "mtdnn", "mtl"):
+    share = {("mtdnn", "rte"): 0.9, ("equal", "rte"): 0.9, ("equal", "mrpc"): 0.5}
+    for model in ("base", "equal", "mtdnn", "mtl"):
         for seed in ("1", "2"):
             for task, splits in GLUE_TASKS.items():
-                right = 0.9 if (model, task) == ("mtdnn", "rte") else 0.7
+                right = share.get((model, task), 0.7)
                 made = {
                     s: (ms, gold[task, s], predictions(kind, gold[task, s], right, rng))
                     for s, (ms, kind) in splits.items()
@@ -289,8 +291,12 @@ def test_the_glue_table_gives_each_task_an_interval(cli, tmp_path, glue_cells):
     r, md, metrics = report(cli, tmp_path, "glue", glue_cells)
     assert r.returncode == 0, r.stderr
     text = md.read_text()
-    assert "MT-DNN − single-task, paired bootstrap over dev examples (2,000 resamples" in text
-    section = text.split("paired bootstrap over dev examples")[1]
+    standard = "MT-DNN − standard fine-tuning, paired bootstrap over dev examples (2,000 resamples"
+    equal = "MT-DNN − equal exposure, paired bootstrap over dev examples (2,000 resamples"
+    assert standard in text and equal in text and text.index(standard) < text.index(equal)
+    assert "MT-DNN − standard fine-tuning, paired by seed:" in text
+    assert "MT-DNN − equal exposure, paired by seed:" in text
+    section = text.split(standard)[1].split(equal)[0]
     lines = [line for line in section.splitlines() if line.startswith("| ")][1:]  # no header
     rows = {line.split(" | ")[0].strip("| "): line for line in lines}
     assert list(rows) == ["CoLA", "MRPC", "STS-B", "MNLI", "RTE", "GLUE score"]
@@ -300,11 +306,15 @@ def test_the_glue_table_gives_each_task_an_interval(cli, tmp_path, glue_cells):
     rte = {k.split("/")[-1]: v for k, v in flat.items() if k.startswith("bootstrap/base/rte/")}
     assert rte["p_holm"] < 0.01 and 0 < rte["ci_low"] < rte["delta"] < rte["ci_high"]
     # the interval is around the table's own paired mean, for a task and for the GLUE score
-    assert rte["delta"] == pytest.approx(flat["delta/rte/accuracy"], abs=1e-3)
+    assert rte["delta"] == pytest.approx(flat["delta/base/rte/accuracy"], abs=1e-3)
     glue = flat["bootstrap/base/glue_score/delta"]
-    assert glue == pytest.approx(flat["delta/GLUE score"], abs=1e-3)
+    assert glue == pytest.approx(flat["delta/base/GLUE score"], abs=1e-3)
     for task in ("cola", "mrpc", "stsb", "mnli"):  # same accuracy by design: no small Holm p
         assert flat[f"bootstrap/base/{task}/p_holm"] > 0.01
+    # each baseline is its own family: equal exposure loses on MRPC only
+    assert flat["bootstrap/equal/mrpc/p_holm"] < 0.01 and flat["bootstrap/equal/mrpc/ci_low"] > 0
+    for task in ("cola", "rte", "stsb", "mnli"):
+        assert flat[f"bootstrap/equal/{task}/p_holm"] > 0.01
 
 
 def test_cells_without_predictions_get_a_notice_and_stale_ones_an_error(cli, tmp_path, glue_cells):

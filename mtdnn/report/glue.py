@@ -15,7 +15,8 @@ from mtdnn.report.seeds import interval_metrics, interval_summary, mean_std, pai
 from mtdnn.report.significance import GLUE_ROW, REPLICATES, DevSet, paired_bootstrap
 
 MODEL_LABELS = {
-    "base": "ours: single-task (base)",
+    "base": "ours: standard fine-tuning",
+    "equal": "ours: equal exposure",
     "mtl": "ours: MT-DNN, no fine-tuning",
     "mtdnn": "ours: MT-DNN",
 }
@@ -125,33 +126,47 @@ def glue_table(frame: pd.DataFrame, decimals: int) -> tuple[pd.DataFrame, dict]:
     return table.rename(columns={c: display(c) for c in cols}), flat
 
 
-def paired_differences(frame: pd.DataFrame, decimals: int) -> tuple[pd.DataFrame, dict]:
-    """MT-DNN − single-task per seed, per column and for the GLUE score: the paired comparison
-    (same seed, same rows), which the two means alone hide."""
+# The baselines MT-DNN is compared with, and how titles name them; a model that is neither MT-DNN
+# nor its no-fine-tuning row counts as a baseline too, by its name.
+BASELINES = {"base": "standard fine-tuning", "equal": "equal exposure"}
+NOT_BASELINES = ("mtdnn", "mtl")
+
+
+def present_baselines(models: set[str]) -> list[str]:
+    """The baselines among ``models``, known ones first, in the table's order."""
+    order = dict.fromkeys([*BASELINES, *sorted(models)])
+    return [m for m in order if m in models and m not in NOT_BASELINES]
+
+
+def paired_differences(frame: pd.DataFrame, decimals: int) -> tuple[list[Section], dict]:
+    """MT-DNN − each baseline per seed, per column and for the GLUE score: the paired comparison
+    (same seed, same rows), which the two means alone hide. One section per baseline."""
     frame = frame.assign(key=frame["column"] + "/" + frame["metric"])
     frame = frame[~frame["key"].isin(["cola/accuracy", "ax/accuracy"])]
     scored = frame[frame["column"].isin({k.split("/")[0] for k in GLUE_DEV})]
-    per_seed = {
-        m: frame[frame["model"] == m].pivot_table(index="seed", columns="key", values="value")
-        for m in ("mtdnn", "base")
-    }
-    for m in per_seed:
-        per_seed[m]["GLUE score"] = _task_means(scored[scored["model"] == m])
-    diff = (per_seed["mtdnn"] - per_seed["base"]).dropna(how="all", axis=1)
-    rows, flat = [], {}
-    for key in [*(c for c in glue_columns(frame) if c in diff), "GLUE score"]:
-        vals = diff[key].dropna()
-        rows.append(
-            {"column": display(key) if "/" in key else key} | paired_summary(vals, decimals)
-        )
-        flat[f"delta/{key}"] = round(float(vals.mean()), 4)
-    return pd.DataFrame(rows), flat
+    sections, flat = [], {}
+    for base in present_baselines(set(frame["model"])):
+        diff = _seed_differences(frame, scored, base)
+        rows = []
+        for key in [*(c for c in glue_columns(frame) if c in diff), "GLUE score"]:
+            vals = diff[key].dropna()
+            rows.append(
+                {"column": display(key) if "/" in key else key} | paired_summary(vals, decimals)
+            )
+            flat[f"delta/{base}/{key}"] = round(float(vals.mean()), 4)
+        name = BASELINES.get(base, base)
+        sections.append((f"MT-DNN − {name}, paired by seed:", pd.DataFrame(rows)))
+    return sections, flat
 
 
-# The single-task baselines the bootstrap compares MT-DNN with, and how its titles name them; a
-# model that is neither MT-DNN nor its no-fine-tuning row counts as a baseline too, by its name.
-BASELINES = {"base": "single-task"}
-NOT_BASELINES = ("mtdnn", "mtl")
+def _seed_differences(frame: pd.DataFrame, scored: pd.DataFrame, base: str) -> pd.DataFrame:
+    """MT-DNN − ``base`` per seed (rows) and column/metric key (columns), GLUE score included."""
+    per_seed = {}
+    for m in ("mtdnn", base):
+        wide = frame[frame["model"] == m].pivot_table(index="seed", columns="key", values="value")
+        wide["GLUE score"] = _task_means(scored[scored["model"] == m])
+        per_seed[m] = wide
+    return (per_seed["mtdnn"] - per_seed[base]).dropna(how="all", axis=1)
 
 
 def glue_intervals(
@@ -162,8 +177,7 @@ def glue_intervals(
     the same rows as one forest-plot panel each."""
     frame = frame[~(frame["column"] + "/" + frame["metric"]).isin(["cola/accuracy", "ax/accuracy"])]
     present = set(frame["model"])
-    baselines = [m for m in dict.fromkeys([*BASELINES, *sorted(present)]) if m in present]
-    baselines = [m for m in baselines if m not in NOT_BASELINES]
+    baselines = present_baselines(present)
     if "mtdnn" not in present or not baselines:
         return [], {}, []
     missing = missing_predictions(frame, "model", ["mtdnn", *baselines])
@@ -223,14 +237,11 @@ FOREST_XLABEL = {
 }
 # Why the forest plot has no intervals when the cells hold no pair to compare at all.
 NO_PAIR = {
-    "glue": "These cells hold no MT-DNN and single-task (baseline) pair to compare.",
+    "glue": "These cells hold no MT-DNN and baseline pair to compare.",
     "adapt": "These cells hold no MT-DNN-init and base-init pair to compare.",
 }
 
-PAIRED_TITLE = {
-    "glue": "MT-DNN − single-task, paired by seed:",
-    "adapt": "MT-DNN init − base init, paired by seed:",
-}
+ADAPT_PAIRED_TITLE = "MT-DNN init − base init, paired by seed:"
 
 
 def write_table(
@@ -285,20 +296,21 @@ def build(
     """The table (CSV, Markdown, flat metrics) of ``cells``; with ``forest``, the forest plot of
     its bootstrap rows, or a figure saying why there are none (the Markdown's notice)."""
     frame = load_cells(cells)
+    sections: list[Section] = []
     if table == "glue":
         out, flat = glue_table(frame, decimals)
-        pair = paired_differences if {"mtdnn", "base"} <= set(frame["model"]) else None
+        if "mtdnn" in set(frame["model"]):
+            sections, deltas = paired_differences(frame, decimals)
+            flat |= deltas
         intervals = glue_intervals
     else:
         from mtdnn.report.adapt import adapt_intervals, adapt_paired_differences, adapt_table
 
         out, flat = adapt_table(frame, decimals, plot)
-        pair = adapt_paired_differences if {"mtdnn", "base"} <= set(frame["init"]) else None
+        if {"mtdnn", "base"} <= set(frame["init"]):
+            diffs, deltas = adapt_paired_differences(frame, decimals)
+            sections, flat = [(ADAPT_PAIRED_TITLE, diffs)], flat | deltas
         intervals = adapt_intervals
-    sections = []
-    if pair is not None:
-        diffs, deltas = pair(frame, decimals)
-        sections, flat = [(PAIRED_TITLE[table], diffs)], flat | deltas
     boot, boot_flat, panels = intervals(frame, decimals, replicates)
     write_table(out, csv, markdown, sections + boot, skipped_note(skipped or []))
     if metrics is not None:

@@ -34,7 +34,7 @@ if _cores and _cores > len(os.sched_getaffinity(0)):
 wildcard_constraints:
     task=r"[a-z0-9][a-z0-9_-]*",
     seed=r"\d+",
-    init="mtdnn|base",
+    init="mtdnn|base|equal",
     enc=r"[a-z0-9][a-z0-9._-]*",
     key=rf"[0-9a-f]{{{paths.KEY_LEN}}}",
 
@@ -52,8 +52,8 @@ def glue_models():
     models = {}
     for seed in GRID.seeds:
         models[f"mtl-seed{seed}"] = GRID.mtl_model(seed)
-        for init in ("mtdnn", "base"):
-            for task in GRID.finetune_tasks:
+        for init in GRID.finetune_inits:
+            for task in GRID.model_tasks(init):
                 key = GRID.finetune_key(task, init)
                 models[f"{init}-{task}-seed{seed}"] = paths.finetune_dir(
                     init, GRID.enc, task, key, seed

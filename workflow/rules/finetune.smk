@@ -1,8 +1,8 @@
-# Per-task fine-tuning from the MT-DNN model ("mtdnn") or from the plain encoder ("base", the
-# single-task baseline). Same code path; only the starting point (and, with
-# finetune.base_exposure: equal, the baseline's schedule) differs. The job also evaluates the
-# model it trained and writes its GLUE table cell (dev metrics + provenance): one process start
-# and one model load per cell instead of two. The cell keeps its dev predictions beside it
+# Per-task fine-tuning from the MT-DNN model ("mtdnn") or from the plain encoder: "base", standard
+# fine-tuning, and "equal", the equal-exposure baseline (finetune.baselines). Same code path and
+# the same rows; only the starting point (and the equal-exposure schedule) differs. The job also
+# evaluates the model it trained and writes its GLUE table cell (dev metrics + provenance): one
+# process start and one model load per cell instead of two. The cell keeps its dev predictions beside it
 # (seed1.json -> seed1.preds.parquet), which the tables' paired bootstrap resamples.
 rule finetune:
     input:
