@@ -15,12 +15,15 @@ For each task and seed, both train the same encoder from the same pre-trained we
 
 Both are scored on the full official dev split with ``mtdnn.metrics.compute_metrics`` (last epoch).
 Budgets: ``full`` = the full training set, 3 epochs, lr 5e-5, warm-up 0.1 (the reference
-HF-Trainer setting); ``default`` = the single-task baseline of the default profile
-(``stage_config(params, "finetune", task, init="base")``, then the runner's resolution).
+HF-Trainer setting); ``default`` = the default profile's standard fine-tuning baseline
+(``stage_config(params, "finetune", task, init="base")``, then the runner's resolution);
+``equal`` = its equal-exposure baseline (``init="equal"``: the same rows, the multi-task epochs
+added); ``baselines`` = both of those.
 
 Usage:
     python benchmarks/parity.py                                   # 4 tasks x 3 seeds, hours
     python benchmarks/parity.py --budget default --json parity-default.json
+    python benchmarks/parity.py --budget baselines --json parity-baselines.json  # both baselines
     python benchmarks/parity.py --tasks rte,stsb --seeds 1 --max-train 64 --budget full  # smoke
     python benchmarks/parity.py --merge rte.json mrpc.json  # one report from split runs
 
@@ -105,6 +108,14 @@ def profile_params(profile: str) -> dict:
         return load_params(path)
 
 
+BUDGETS = {
+    "full": "full training set, 3 epochs, lr 5e-5, warm-up 0.1",
+    "default": "the profile's standard fine-tuning baseline (finetune, init=base)",
+    "equal": "the profile's equal-exposure baseline (finetune, init=equal)",
+}
+BUDGET_SETS = {"both": ["full", "default"], "baselines": ["default", "equal"]}
+
+
 def budget_config(budget: str, task: str, args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig mtdnn's baseline gets under ``budget``, without any selection."""
     from mtdnn.config import TrainConfig, stage_config
@@ -113,7 +124,8 @@ def budget_config(budget: str, task: str, args: argparse.Namespace) -> TrainConf
     if budget == "full":
         cfg = TrainConfig(**FULL)
     else:
-        knobs = stage_config(profile_params(args.profile), "finetune", task, init="base")
+        init = "equal" if budget == "equal" else "base"
+        knobs = stage_config(profile_params(args.profile), "finetune", task, init=init)
         cfg = TrainConfig.from_dict(knobs)
     if cfg.head != "linear":
         raise MtdnnError(f"{args.profile}: finetune.head: parity needs 'linear', got '{cfg.head}'")
@@ -168,7 +180,8 @@ def run_ours(
 
     from mtdnn.model.inference import decode, infer, score
     from mtdnn.train import build_run
-    from mtdnn.training import loop as T
+    from mtdnn.training.callbacks import Callback
+    from mtdnn.training.loop import fit
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -178,20 +191,16 @@ def run_ours(
     bias = float(head.out.bias.detach()[0]) if spec.num_outputs == 1 else None
     lrs: list[float] = []
     ends: list[float] = []
-    update = T.update
 
-    def counted(run_, opt, sched, scaler) -> None:
-        lrs.append(opt.param_groups[0]["lr"])  # the lr this update uses
-        update(run_, opt, sched, scaler)
-        ends.append(time.perf_counter())
+    class Updates(Callback):
+        def on_update_begin(self, state) -> None:
+            lrs.append(state.opt.param_groups[0]["lr"])  # the lr this update uses
 
-    bar = T.tqdm  # fit's progress bar: the one line per run printed here is enough
-    T.update, T.tqdm = counted, lambda *a, **k: bar(*a, **k | {"disable": True})
-    try:
-        t1 = time.perf_counter()
-        T.fit(run)
-    finally:
-        T.update, T.tqdm = update, bar
+        def on_update_end(self, state) -> None:
+            ends.append(time.perf_counter())
+
+    t1 = time.perf_counter()
+    fit(run, callbacks=[Updates()], progress=False)  # one line per run is printed here instead
     train_s = ends[-1] - t1 if ends else 0.0  # to the last update: fit's model write is not timed
     bs = run.cfg.eval_batch_size
     per_split = [
@@ -527,11 +536,7 @@ def environment(args: argparse.Namespace) -> dict:
 def report(budget: str, env: dict, setup: dict, summary: list[dict], runs: list[Outcome]) -> str:
     cpu = env["cpu"]
     flags = ", ".join(f"{f} {'yes' if cpu[f] else 'no'}" for f in ("avx512_bf16", "amx_bf16"))
-    what = (
-        "full training set, 3 epochs, lr 5e-5, warm-up 0.1"
-        if budget == "full"
-        else "the default profile's single-task baseline (finetune, init=base)"
-    )
+    what = BUDGETS[budget]
     return "\n".join(
         [
             f"## Parity, budget `{budget}`: {what}",
@@ -599,7 +604,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     common.common_args(p)
     p.add_argument("--tasks", default="rte,mrpc,stsb,cola", help="comma-separated GLUE tasks")
     p.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default 1,2,3)")
-    p.add_argument("--budget", choices=["full", "default", "both"], default="full")
+    p.add_argument("--budget", choices=[*BUDGETS, *BUDGET_SETS], default="full")
     p.add_argument("--profile", default="default", help="profile (name or YAML) for 'default'")
     p.add_argument("--pooling", choices=["auto", "cls", "mean"], default="auto")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
@@ -662,7 +667,7 @@ def merge(paths: list[Path]) -> tuple[dict, dict]:
 
 def measure(args: argparse.Namespace) -> tuple[dict, dict]:
     """Train every pair of the chosen budgets: the environment and the results per budget."""
-    budgets = ["full", "default"] if args.budget == "both" else [args.budget]
+    budgets = BUDGET_SETS.get(args.budget, [args.budget])
     with common.scratch(args.workdir, args.keep) as work:
         for s in common.task_specs(args.tasks):
             common.prepare(s, args.glue_dir)

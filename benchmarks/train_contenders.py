@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from mtdnn.training.callbacks import Callback
 
 import common
 
@@ -298,29 +299,22 @@ def ours_run(key: str, rs: list[Rows], encoder: str, max_len: int, out: Path):
     return run
 
 
-@contextmanager
-def fit_clock():
-    """Wrap the loop's ``step_loss`` and ``update`` (module globals) to time ``fit`` unmodified."""
-    from mtdnn.training import loop as T
+class FitClock(Callback):
+    """Times ``fit`` through its hooks: the first batch's start, every update's end, and the
+    batches (task, rows) in the order they ran."""
 
-    clock: dict = {"t0": None, "ends": [], "batches": []}
-    step_loss, update = T.step_loss, T.update
+    def __init__(self) -> None:
+        self.t0: float | None = None
+        self.ends: list[float] = []
+        self.batches: list[tuple[str, np.ndarray]] = []
 
-    def timed_step_loss(run_, engine, task, rows):
-        if clock["t0"] is None:
-            clock["t0"] = common.snap()
-        clock["batches"].append((task, rows))
-        return step_loss(run_, engine, task, rows)
+    def on_step_begin(self, state, task: str, rows: np.ndarray) -> None:
+        if self.t0 is None:
+            self.t0 = common.snap()
+        self.batches.append((task, rows))
 
-    def timed_update(*a, **k):
-        update(*a, **k)
-        clock["ends"].append(common.snap())
-
-    T.step_loss, T.update = timed_step_loss, timed_update
-    try:
-        yield clock
-    finally:
-        T.step_loss, T.update = step_loss, update
+    def on_update_end(self, state) -> None:
+        self.ends.append(common.snap())
 
 
 def run_ours(
@@ -329,21 +323,21 @@ def run_ours(
     """(d) one task, (e) all tasks at once (Algorithm 1), (f) (d) compiled: ``fit`` itself, timed."""
     import torch
 
-    from mtdnn.training import loop as T
+    from mtdnn.training.loop import fit
 
     name = "+".join(r.spec.name for r in rs)
     run = ours_run(key, rs, encoder, max_len, tmp / f"ours-{key}-{name}")
     if warmup:
         warm = dataclasses.replace(run, out=tmp / f"ours-{key}-{name}-warmup")
-        T.fit(warm, stop_after=warmup)
+        fit(warm, stop_after=warmup)
         shutil.rmtree(warm.resume_dir, ignore_errors=True)
-    with fit_clock() as clock:
-        t = time.perf_counter()
-        summary = T.fit(run)
-        wall = time.perf_counter() - t
+    clock = FitClock()
+    t = time.perf_counter()
+    summary = fit(run, callbacks=[clock])
+    wall = time.perf_counter() - t
     shutil.rmtree(run.out, ignore_errors=True)
-    t0, t1 = clock["t0"], clock["ends"][-1]
-    batches = [(run.train[task].lengths[b], b) for task, b in clock["batches"]]
+    t0, t1 = clock.t0, clock.ends[-1]
+    batches = [(run.train[task].lengths[b], b) for task, b in clock.batches]
     ex = sum(len(b) for _, b in batches)
     assert ex == sum(len(r.rows) for r in rs)
     extra = {
@@ -352,10 +346,10 @@ def run_ours(
         "after_loop_s": wall - (t1.t - t0.t),
         "dtype": str(run.dtype),
         "threads": torch.get_num_threads(),
-        "step_s": step_times(t0.t, [e.t for e in clock["ends"]]),
+        "step_s": step_times(t0.t, [e.t for e in clock.ends]),
         "width": [int(lens.max()) for lens, _ in batches],
     }
     real = sum(int(lens.sum()) for lens, _ in batches)
     padded = sum(len(b) * int(lens.max()) for lens, b in batches)
     others = common.others_share(t0, t1)
-    return Result(key, name, ex, real, padded, t1.t - t0.t, len(clock["ends"]), others, extra)
+    return Result(key, name, ex, real, padded, t1.t - t0.t, len(clock.ends), others, extra)

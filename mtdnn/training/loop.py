@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +31,7 @@ from mtdnn.model.inference import decode, infer, score
 from mtdnn.tasks import TaskType
 from mtdnn.training import faults
 from mtdnn.training.batching import TaskData, collate
+from mtdnn.training.callbacks import Callback
 from mtdnn.training.distributed import Dist
 from mtdnn.training.optim import linear_schedule, make_optimizer
 from mtdnn.training.precision import autocast, dtype_name, grad_scaler
@@ -105,6 +107,23 @@ class Position:
     pending: list = field(default_factory=list)  # this process's loss tensors, read back lazily
 
 
+@dataclass
+class LoopState:
+    """What ``fit``'s steps share while one run trains: the run, its optimizer and schedule, where
+    it stands, and who watches it."""
+
+    run: Run
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    pos: Position
+    total: int  # batches the run takes in all
+    callbacks: Sequence[Callback] = ()
+
+    def emit(self, hook: str, *args) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
+
 def make_sampler(run: Run) -> MultiTaskSampler:
     lengths = {t: d.lengths for t, d in run.train.items()}
     groups = {t: d.groups for t, d in run.train.items() if d.groups is not None}
@@ -166,60 +185,68 @@ def selection_score(
     return -math.inf if math.isnan(value) else value
 
 
-def fit(run: Run, stop_after: int | None = None) -> dict | None:
-    """Train to completion (or until ``stop_after`` batches, for tests) and write ``run.out``."""
+def fit(
+    run: Run,
+    stop_after: int | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+) -> dict | None:
+    """Train to completion (or until ``stop_after`` batches, for tests) and write ``run.out``.
+    ``callbacks`` observe the loop (``mtdnn.training.callbacks``); ``progress`` shows the bar."""
     engine = run.dist.wrap(run.model)
     sampler = make_sampler(run)
     total = math.ceil(scheduled_epochs(run.cfg, len(sampler)) * len(sampler))
-    updates = math.ceil(total / run.cfg.grad_accum)
     opt = make_optimizer(run.model, run.cfg, run.device)
-    sched = linear_schedule(opt, updates, run.cfg.warmup)
-    scaler = run.scaler
-    pos = resume(run, opt, sched)
+    sched = linear_schedule(opt, math.ceil(total / run.cfg.grad_accum), run.cfg.warmup)
+    state = LoopState(run, opt, sched, resume(run, opt, sched), total, callbacks)
+    pos = state.pos
     if run.dist.is_main:
         run.curves = LiveCurves.open(run.live_dir, pos.losses, pos.history)
     run.model.train()
-    bar = tqdm(
-        total=total,
-        initial=pos.done,
-        disable=not run.dist.is_main,
-        dynamic_ncols=True,
-        mininterval=2,
-    )
+    shown = progress and run.dist.is_main
+    bar = tqdm(total=total, initial=pos.done, disable=not shown, dynamic_ncols=True, mininterval=2)
     tick, seen = time.perf_counter(), 0
     while pos.done < total:
         for _, step, task, rows in sampler.iter_from(pos.epoch, pos.step):
-            loss = step_loss(run, engine, task, rows) / run.cfg.grad_accum
-            scaler.scale(loss).backward()
-            faults.checkpoint("step")
-            pos.pending.append(loss.detach())
-            pos.done, pos.step, seen = pos.done + 1, step + 1, seen + len(rows)
-            if pos.done % run.cfg.grad_accum == 0 or pos.done == total:
-                update(run, opt, sched, scaler)
+            seen += train_step(state, engine, step, task, rows)
             if pos.done % LOG_EVERY == 0:
                 # The host syncs here anyway (the bar's loss): the curves follow the run live.
                 flush_losses(run, pos)
-                bar.set_postfix(
-                    task=task,
-                    loss=f"{loss.item() * run.cfg.grad_accum:.3f}",
-                    ex_s=f"{seen / (time.perf_counter() - tick):.0f}",
-                )
+                loss = pos.losses[-1]
+                rate = seen / (time.perf_counter() - tick)
+                bar.set_postfix(task=task, loss=f"{loss:.3f}", ex_s=f"{rate:.0f}")
             bar.update()
             if _should_checkpoint(run, pos, stop_after):
-                save_resume(run, opt, sched, pos)
+                save_resume(state)
             if stop_after is not None and pos.done >= stop_after:
                 return None
             if pos.done >= total:
                 break
         else:
             pos.epoch, pos.step = pos.epoch + 1, 0
-            end_of_epoch(run, opt, sched, pos)
+            end_of_epoch(state)
     bar.close()
     if pos.step != 0 or not pos.history:  # a fractional last epoch still gets its evaluation
         pos.epoch += 1  # numbered like the others: epochs begun so far, this one included
-        end_of_epoch(run, opt, sched, pos, save=False)
+        end_of_epoch(state, save=False)
     flush_losses(run, pos)
-    return finish(run, pos, time.perf_counter() - tick, seen)
+    summary = finish(run, pos, time.perf_counter() - tick, seen)
+    state.emit("on_train_end", summary)
+    return summary
+
+
+def train_step(state: LoopState, engine, step: int, task: str, rows: np.ndarray) -> int:
+    """One batch: forward, backward, and the update on an accumulation boundary. Its rows."""
+    run, pos = state.run, state.pos
+    state.emit("on_step_begin", task, rows)
+    loss = step_loss(run, engine, task, rows) / run.cfg.grad_accum
+    run.scaler.scale(loss).backward()
+    faults.checkpoint("step")
+    pos.pending.append(loss.detach())
+    pos.done, pos.step = pos.done + 1, step + 1
+    if pos.done % run.cfg.grad_accum == 0 or pos.done == state.total:
+        update(state)
+    return len(rows)
 
 
 def scheduled_epochs(cfg: TrainConfig, batches_per_epoch: int) -> float:
@@ -229,15 +256,18 @@ def scheduled_epochs(cfg: TrainConfig, batches_per_epoch: int) -> float:
     return max(cfg.epochs, cfg.min_steps * cfg.grad_accum / batches_per_epoch)
 
 
-def update(run: Run, opt, sched, scaler) -> None:
+def update(state: LoopState) -> None:
     """Clip, step and schedule on an accumulation boundary."""
+    run, opt, scaler = state.run, state.opt, state.run.scaler
+    state.emit("on_update_begin")
     scaler.unscale_(opt)
     if run.cfg.clip_norm:
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.clip_norm, foreach=True)
     scaler.step(opt)
     scaler.update()
-    sched.step()
+    state.sched.step()
     opt.zero_grad(set_to_none=True)
+    state.emit("on_update_end")
 
 
 def _should_checkpoint(run: Run, pos: Position, stop_after: int | None) -> bool:
@@ -246,9 +276,10 @@ def _should_checkpoint(run: Run, pos: Position, stop_after: int | None) -> bool:
     return at_boundary and ((every and pos.done % every == 0) or pos.done == stop_after)
 
 
-def end_of_epoch(run: Run, opt, sched, pos: Position, save: bool = True) -> None:
+def end_of_epoch(state: LoopState, save: bool = True) -> None:
     """Record dev metrics when configured, select on the held-out rows when there are any, and
     checkpoint for resume. Dev metrics never pick the model: dev is what gets reported."""
+    run, pos = state.run, state.pos
     entry = {"epoch": pos.epoch, "batches": pos.done}
     if run.cfg.eval_each_epoch and run.dev and run.dist.is_main:
         entry["dev"] = evaluate_sets(run, run.dev)
@@ -261,8 +292,9 @@ def end_of_epoch(run: Run, opt, sched, pos: Position, save: bool = True) -> None
     # The losses up to this epoch's end are logged before its metrics, in every process's run.
     flush_losses(run, pos)
     run.curves.epoch(entry)
+    state.emit("on_epoch_end", entry)
     if save:
-        save_resume(run, opt, sched, pos)
+        save_resume(state)
 
 
 def keep_if_best(run: Run, pos: Position, value: float) -> None:
@@ -288,7 +320,8 @@ def flush_losses(run: Run, pos: Position) -> None:
     run.curves.losses(pos.losses)
 
 
-def save_resume(run: Run, opt, sched, pos: Position) -> None:
+def save_resume(state: LoopState) -> None:
+    run, pos = state.run, state.pos
     flush_losses(run, pos)
     if run.dist.is_main:
         trainer = {
@@ -304,7 +337,14 @@ def save_resume(run: Run, opt, sched, pos: Position) -> None:
         last = run.resume_dir / "last"
         # This process's generators (rank 0's); the other ranks are reseeded on resume.
         save_checkpoint(
-            last, run.model, run.meta, opt, sched, trainer, device=run.device, rank=run.dist.rank
+            last,
+            run.model,
+            run.meta,
+            state.opt,
+            state.sched,
+            trainer,
+            device=run.device,
+            rank=run.dist.rank,
         )
     run.dist.barrier()
 
