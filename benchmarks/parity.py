@@ -58,8 +58,8 @@ if TYPE_CHECKING:
     from transformers import Trainer, TrainingArguments
 
     from mtdnn.config import TrainConfig
+    from mtdnn.runtime.batching import TaskData
     from mtdnn.tasks import TaskSpec
-    from mtdnn.training.batching import TaskData
 
 FULL = {"lr": 5e-5, "epochs": 3.0, "warmup": 0.1}  # ANCHORS.md's HF Trainer quality setting
 NOISE = 2.0  # points: a difference within this (or within the larger std) is "parity"
@@ -156,7 +156,7 @@ def cap(cfg: TrainConfig, n: int | None) -> TrainConfig:
 def dev_sets(spec: TaskSpec, encoder: str, max_len: int) -> list[TaskData]:
     """Every official dev split of ``spec``, in full, from mtdnn's tokenized cache."""
     from mtdnn import paths
-    from mtdnn.training.batching import load_task_data
+    from mtdnn.runtime.batching import load_task_data
 
     tok = paths.tokenized_dir(encoder, max_len, spec.name)
     return [load_task_data(spec, tok, s) for s in spec.dev_splits if (tok / f"{s}.arrow").is_file()]
@@ -180,8 +180,7 @@ def run_ours(
 
     from mtdnn.model.inference import decode, infer, score
     from mtdnn.train import build_run
-    from mtdnn.training.callbacks import Callback
-    from mtdnn.training.loop import fit
+    from mtdnn.training.loop import Callback, fit
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()

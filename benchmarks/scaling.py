@@ -36,7 +36,7 @@ TASKS = ("rte", "mrpc", "stsb", "cola")
 # --- Part 1: bookkeeping without a model ---------------------------------------------------------
 def synthetic(name: str, n: int, rng: np.random.Generator):
     """A TaskData of ``n`` examples with GLUE-like lengths (8..128 tokens)."""
-    from mtdnn.training.batching import TaskData
+    from mtdnn.runtime.batching import TaskData
 
     spec = common.task_specs(["rte"])[0]
     lengths = rng.integers(8, 129, size=n)
@@ -52,7 +52,7 @@ def synthetic(name: str, n: int, rng: np.random.Generator):
 def bookkeeping(tasks: dict, batch_size: int) -> float:
     """Seconds for one epoch's plan, every batch collated, the caps and the metrics."""
     from mtdnn.model.inference import score
-    from mtdnn.training.batching import cap_rows, collate
+    from mtdnn.runtime.batching import cap_rows, collate
     from mtdnn.training.sampling import MultiTaskSampler
 
     t = time.perf_counter()

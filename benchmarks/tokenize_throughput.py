@@ -109,8 +109,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def measure(args: argparse.Namespace, task, canonical: Path, enc_path: str, out: Path) -> dict:
     """Tokenizer loads, the cold and cached ``tokenize_task``, and ``load_task_data``, in seconds."""
+    from mtdnn.runtime.batching import load_task_data
     from mtdnn.tokenize import load_tokenizer, tokenize_task
-    from mtdnn.training.batching import load_task_data
 
     t = time.perf_counter()
     tok = load_tokenizer(enc_path)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtdnn.training.callbacks import Callback
+from mtdnn.training.loop import Callback
 
 import common
 
@@ -38,7 +38,7 @@ class Rows:
 
 def load_rows(specs, n: int, encoder: str, max_len: int) -> dict[str, Rows]:
     from mtdnn import paths
-    from mtdnn.training.batching import cap_rows, load_task_data
+    from mtdnn.runtime.batching import cap_rows, load_task_data
 
     out = {}
     for spec in specs:

@@ -1,7 +1,7 @@
 """Training throughput of mtdnn's trainer against HF Trainer and a plain PyTorch loop, side by side.
 
 Every contender trains the bundled MiniLM-L6 on the same fixed rows of real GLUE train data (the
-rows ``TrainConfig(max_train_examples=N)`` picks: ``mtdnn.training.batching.cap_rows`` with data_seed 0),
+rows ``TrainConfig(max_train_examples=N)`` picks: ``mtdnn.runtime.batching.cap_rows`` with data_seed 0),
 with the same token ids (mtdnn's tokenized cache), batch 32, max_len 128, lr 5e-5, grad clip 1.0:
 
   (a) HF Trainer, every example padded to 128, fp32 (run_glue.py's default)
@@ -45,7 +45,7 @@ SHAPES = [(4096, 384, 1536), (4096, 1536, 384), (4096, 384, 384), (2048, 2048, 2
 def compute_dtype() -> str:
     """The dtype the runs' GEMMs compute in: bf16 only where the CPU has it natively. Emulated bf16
     runs at 1-2 GFLOP/s, so probing it would cost minutes per probe and give a meaningless MFU base."""
-    from mtdnn.training.precision import cpu_has_bf16
+    from mtdnn.runtime.precision import cpu_has_bf16
 
     return "bfloat16" if cpu_has_bf16() else "float32"
 

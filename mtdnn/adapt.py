@@ -12,10 +12,10 @@ from mtdnn import paths
 from mtdnn.config import TrainConfig
 from mtdnn.errors import MtdnnError
 from mtdnn.evaluate import evaluate_cell
+from mtdnn.runtime.batching import load_task_data
 from mtdnn.subsample import parse_size, subsample
 from mtdnn.tasks import TaskSpec
 from mtdnn.train import train
-from mtdnn.training.batching import load_task_data
 
 
 def draw_rows(task: TaskSpec, labels: np.ndarray, size_label: str, seed: int) -> np.ndarray:

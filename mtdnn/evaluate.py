@@ -12,9 +12,9 @@ from mtdnn.fileio import atomic_path, read_json, write_json
 from mtdnn.model.build import load_model
 from mtdnn.model.inference import decode, infer, labels_for_metrics, prediction_frame, score
 from mtdnn.provenance import provenance
+from mtdnn.runtime.batching import cap_rows, is_labelled, load_task_data, require_labels
+from mtdnn.runtime.precision import pick_device, resolve_dtype
 from mtdnn.tasks import TaskSpec, load_tasks
-from mtdnn.training.batching import cap_rows, is_labelled, load_task_data, require_labels
-from mtdnn.training.precision import pick_device, resolve_dtype
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ import torch
 from mtdnn.errors import MtdnnError
 from mtdnn.model.build import load_model
 from mtdnn.model.inference import decode, infer, prediction_frame
+from mtdnn.runtime.batching import TaskData
+from mtdnn.runtime.precision import pick_device, resolve_dtype
 from mtdnn.tasks import TaskSpec, TaskType, load_tasks
 from mtdnn.tokenize import encode, load_tokenizer
-from mtdnn.training.batching import TaskData
-from mtdnn.training.precision import pick_device, resolve_dtype
 
 
 def read_inputs(path: Path | None, text_a: list[str], text_b: list[str]) -> pd.DataFrame:

@@ -8,9 +8,9 @@ from mtdnn import paths
 from mtdnn.fileio import atomic_path
 from mtdnn.model.build import load_model
 from mtdnn.model.inference import decode, infer, prediction_frame
+from mtdnn.runtime.batching import load_task_data
+from mtdnn.runtime.precision import pick_device, resolve_dtype
 from mtdnn.tasks import TaskSpec, load_tasks
-from mtdnn.training.batching import load_task_data
-from mtdnn.training.precision import pick_device, resolve_dtype
 
 # (task, test split) -> GLUE submission file name
 GLUE_FILES = {

@@ -18,12 +18,12 @@ from mtdnn.model.build import check_encoder, from_pretrained, init_from_checkpoi
 from mtdnn.model.checkpoint import read_config
 from mtdnn.model.encoders import resolve_encoder, resolve_pooling
 from mtdnn.model.network import MTDNN
+from mtdnn.runtime.batching import TaskData, cap_rows, holdout_rows, load_task_data, require_labels
+from mtdnn.runtime.precision import dtype_name, pick_device, resolve_dtype
 from mtdnn.tasks import TaskSpec, TaskType
 from mtdnn.tokenize import load_tokenizer
-from mtdnn.training.batching import TaskData, cap_rows, holdout_rows, load_task_data, require_labels
 from mtdnn.training.distributed import Dist
 from mtdnn.training.loop import Run, fit
-from mtdnn.training.precision import dtype_name, pick_device, resolve_dtype
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from tiny_runs import distributed_project, torchrun, train_losses
 
 from mtdnn import train as train_module
 from mtdnn.errors import MtdnnError
-from mtdnn.training import devices, precision
+from mtdnn.runtime import devices, precision
 from mtdnn.training.distributed import Dist
 
 

@@ -18,9 +18,9 @@ from mtdnn.model.encoders import resolve_encoder, resolve_pooling, trained_pooli
 from mtdnn.model.network import MTDNN
 from mtdnn.paper import GLUE_DEV, GLUE_TEST, GLUE_TEST_SCORE
 from mtdnn.report.glue import glue_score
+from mtdnn.runtime.batching import cap_rows, holdout_rows
 from mtdnn.tasks import load_tasks
 from mtdnn.train import exposure_epochs, train_cap
-from mtdnn.training.batching import cap_rows, holdout_rows
 from mtdnn.training.loop import keep_if_best, scheduled_epochs, selection_score
 
 TASKS = load_tasks()

@@ -9,7 +9,7 @@ import torch
 from helpers import one_line_error
 
 from mtdnn.errors import MtdnnError
-from mtdnn.training import devices, precision
+from mtdnn.runtime import devices, precision
 
 
 @pytest.fixture

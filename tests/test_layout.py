@@ -53,6 +53,24 @@ def test_the_package_has_no_import_cycle():
     assert cycles(graph) == []
 
 
+# Lower layers never reach up: runtime (batches, precision, faults) below model (network, heads,
+# checkpoints, inference) below the configuration and the training loop, and the CLI above all.
+UPPER = ("mtdnn.training", "mtdnn.config", "mtdnn.grid", "mtdnn.commands", "mtdnn.train")
+FORBIDDEN = {"mtdnn.runtime": ("mtdnn.model", *UPPER), "mtdnn.model": UPPER}
+
+
+def test_lower_layers_never_import_upper_ones():
+    reaching = {}
+    for layer, upper in FORBIDDEN.items():
+        folder = REPO / layer.replace(".", "/")
+        for path in sorted(folder.rglob("*.py")):
+            bad = {m for m in imported_modules(path, "mtdnn") if m.startswith(upper)}
+            if bad:
+                reaching[module_name(path)] = sorted(bad)
+        assert len(list(folder.rglob("*.py"))) >= 4  # the layer was read
+    assert reaching == {}
+
+
 def test_cycle_search_finds_a_two_module_cycle():
     assert cycles({"a": {"b"}, "b": {"a", "c"}, "c": set()}) == [["a", "b"]]
 

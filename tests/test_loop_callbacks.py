@@ -9,8 +9,7 @@ import pytest
 from tiny_runs import TASKS, TINY, inside_tiny_project
 
 from mtdnn.train import build_run
-from mtdnn.training.callbacks import Callback
-from mtdnn.training.loop import fit
+from mtdnn.training.loop import Callback, fit
 
 
 @pytest.fixture(scope="module")

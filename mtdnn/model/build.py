@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from transformers import AutoConfig, AutoModel
 from transformers.utils import logging as hf_logging
 
-from mtdnn.config import TrainConfig
 from mtdnn.errors import MtdnnError
 from mtdnn.model.checkpoint import CONFIG, WEIGHTS, load_weights, read_config
 from mtdnn.model.network import MTDNN
@@ -19,7 +19,17 @@ log = logging.getLogger(__name__)
 hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars only clutter job logs
 
 
-def model_options(tasks: list[TaskSpec], cfg: TrainConfig, pooling: str = "cls") -> dict:
+class HeadKnobs(Protocol):
+    """The knobs that shape the heads (a ``TrainConfig`` has them): the model layer reads these
+    few and never imports the configuration layer above it."""
+
+    head: str
+    dropout: float | None
+    san_steps: int
+    prediction_dropout: float
+
+
+def model_options(tasks: list[TaskSpec], cfg: HeadKnobs, pooling: str = "cls") -> dict:
     """Constructor options recorded in the checkpoint so that it can be rebuilt exactly.
 
     ``pooling`` is the resolved readout (``cls`` or ``mean``, never ``auto``)."""

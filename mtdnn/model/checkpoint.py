@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from mtdnn.errors import MtdnnError
 from mtdnn.fileio import atomic_dir, read_json, write_json
-from mtdnn.training import faults
+from mtdnn.runtime import faults
 
 WEIGHTS, CONFIG, STATE, OPTIM = (
     "model.safetensors",

@@ -8,24 +8,29 @@ import torch
 
 from mtdnn.metrics import compute_metrics
 from mtdnn.model.heads import predictions
+from mtdnn.runtime.batching import TaskData, collate
+from mtdnn.runtime.precision import autocast
 from mtdnn.tasks import TaskType
-from mtdnn.training.batching import TaskData, collate
-from mtdnn.training.precision import autocast
 
 
 @torch.inference_mode()
 def infer(model, task: str, data: TaskData, batch_size: int, device, dtype) -> np.ndarray:
     """Raw head outputs (N, C) in the data's row order. Long examples go first so that each batch
-    pads to a similar length; the sort is undone at the end."""
+    pads to a similar length; the sort is undone at the end. The outputs stay on the device until
+    the last batch: one copy to the host, not a host sync per batch."""
     model.eval()
     order = np.argsort(-data.lengths, kind="stable")
     outs = []
     for lo in range(0, len(order), batch_size):
         batch = collate(data, order[lo : lo + batch_size])
-        inputs = {k: v.to(device) for k, v in batch.items() if k not in ("labels", "groups")}
+        inputs = {
+            k: v.to(device, non_blocking=True)
+            for k, v in batch.items()
+            if k not in ("labels", "groups")
+        }
         with autocast(device, dtype):
-            outs.append(model(task, **inputs).float().cpu())
-    result = torch.cat(outs).numpy()
+            outs.append(model(task, **inputs).float())
+    result = torch.cat(outs).cpu().numpy()
     restored = np.empty_like(result)
     restored[order] = result
     return restored

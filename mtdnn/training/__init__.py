@@ -1,1 +1,3 @@
-"""The training loop and what it runs on: batching, multi-task sampling, optimizers, precision, torch.distributed, fault injection."""
+"""The training loop (with its callbacks) and what only training needs: multi-task sampling,
+optimizers, torch.distributed and DVCLive curves. Batching, precision and fault injection, shared
+with inference, are in ``mtdnn.runtime``."""

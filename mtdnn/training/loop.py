@@ -28,13 +28,12 @@ from mtdnn.model.checkpoint import (
 )
 from mtdnn.model.heads import relevance_labels, task_loss
 from mtdnn.model.inference import decode, infer, score
+from mtdnn.runtime import faults
+from mtdnn.runtime.batching import TaskData, collate
+from mtdnn.runtime.precision import autocast, dtype_name, grad_scaler
 from mtdnn.tasks import TaskType
-from mtdnn.training import faults
-from mtdnn.training.batching import TaskData, collate
-from mtdnn.training.callbacks import Callback
 from mtdnn.training.distributed import Dist
 from mtdnn.training.optim import linear_schedule, make_optimizer
-from mtdnn.training.precision import autocast, dtype_name, grad_scaler
 from mtdnn.training.sampling import MultiTaskSampler
 from mtdnn.training.tracking import LOSS_DECIMALS, Curves, LiveCurves
 
@@ -105,6 +104,30 @@ class Position:
     history: list = field(default_factory=list)
     losses: list = field(default_factory=list)  # per batch, kept so resumed runs report them all
     pending: list = field(default_factory=list)  # this process's loss tensors, read back lazily
+
+
+class Callback:
+    """Hooks into ``fit``, in the manner of HF ``Trainer``'s ``TrainerCallback``: a benchmark or a
+    test that wants to see inside the loop passes one instead of replacing module globals, so
+    renaming a loop function cannot silently break what observes it. A callback only observes: it
+    must not change the model, the optimizer or any random generator, so that a run's bytes never
+    depend on what watched it. Override the hooks you need.
+    """
+
+    def on_step_begin(self, state: LoopState, task: str, rows: np.ndarray) -> None:
+        """Before a batch's forward pass: its task and its rows."""
+
+    def on_update_begin(self, state: LoopState) -> None:
+        """Before an optimizer update (its lr is ``state.opt.param_groups[0]["lr"]``)."""
+
+    def on_update_end(self, state: LoopState) -> None:
+        """After an optimizer update, the scheduler step and zeroing the gradients."""
+
+    def on_epoch_end(self, state: LoopState, entry: dict) -> None:
+        """After an epoch's bookkeeping: ``entry`` is its history record (dev metrics, if any)."""
+
+    def on_train_end(self, state: LoopState, summary: dict) -> None:
+        """After the model is written: ``summary`` is its train_summary.json."""
 
 
 @dataclass
@@ -192,7 +215,7 @@ def fit(
     progress: bool = True,
 ) -> dict | None:
     """Train to completion (or until ``stop_after`` batches, for tests) and write ``run.out``.
-    ``callbacks`` observe the loop (``mtdnn.training.callbacks``); ``progress`` shows the bar."""
+    ``callbacks`` observe the loop (``Callback``); ``progress`` shows the bar."""
     engine = run.dist.wrap(run.model)
     sampler = make_sampler(run)
     total = math.ceil(scheduled_epochs(run.cfg, len(sampler)) * len(sampler))

@@ -8,12 +8,12 @@ import os
 import torch
 
 from mtdnn.errors import MtdnnError
-from mtdnn.training.devices import refuse_cpu_if_gpu_requested
+from mtdnn.runtime.devices import refuse_cpu_if_gpu_requested
 
 
 def pick_device() -> torch.device:
     """This process's device: ``cuda:LOCAL_RANK`` under torchrun (one GPU per rank), else the CPU,
-    unless a GPU was asked for (``mtdnn.training.devices``): then no usable CUDA is an error.
+    unless a GPU was asked for (``mtdnn.runtime.devices``): then no usable CUDA is an error.
 
     A bare ``cuda`` would put every rank on GPU 0 (NCCL then fails with "Duplicate GPU detected").
     ``set_device`` makes the rank's GPU the current one, for kernels and NCCL alike.
