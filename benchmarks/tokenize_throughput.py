@@ -56,7 +56,7 @@ def stage_breakdown(task, canonical: Path, tok, max_len: int) -> dict[str, float
 
     st: dict[str, float] = {}
     t = time.perf_counter()
-    fp = T._fingerprint(canonical, T.tokenizer_fingerprint(tok), max_len)
+    fp = T.cache_fingerprint(canonical, T.tokenizer_fingerprint(tok), max_len)
     st["fingerprint (sha256 parquet + tokenizer json)"] = time.perf_counter() - t
     t = time.perf_counter()
     table = pq.read_table(canonical / "train.parquet")
@@ -82,8 +82,8 @@ def stage_breakdown(task, canonical: Path, tok, max_len: int) -> dict[str, float
         )
     st["  of which: Rust encode_batch alone"] = time.perf_counter() - t
     t = time.perf_counter()
-    arrays = (T._list_array(ids, np.int32), T._list_array(types, np.int8))
-    st["_list_array x2 (Python lists -> Arrow)"] = time.perf_counter() - t
+    arrays = (T.list_array(ids, np.int32), T.list_array(types, np.int8))
+    st["list_array x2 (Python lists -> Arrow)"] = time.perf_counter() - t
     t = time.perf_counter()
     out = T.tokenize_frame(task, table, tok, max_len)
     st["tokenize_frame total (to_pydict+encode+arrays+labels)"] = time.perf_counter() - t

@@ -46,7 +46,7 @@ def _label_ids(task: TaskSpec, labels: list) -> np.ndarray:
     return np.array([-1 if v is None else index[v] for v in labels], dtype=np.int64)
 
 
-def _list_array(seqs: list[list[int]], dtype) -> pa.ListArray:
+def list_array(seqs: list[list[int]], dtype) -> pa.ListArray:
     lengths = np.fromiter((len(s) for s in seqs), dtype=np.int32, count=len(seqs))
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
     values = np.fromiter((t for s in seqs for t in s), dtype=dtype, count=int(offsets[-1]))
@@ -80,8 +80,8 @@ def tokenize_frame(task: TaskSpec, table: pa.Table, tok, max_len: int) -> pa.Tab
     ids, types = encode(tok, cols["text_a"], cols["text_b"] if pair else None, max_len)
     out = {
         "uid": pa.array(cols["uid"], pa.string()),
-        "input_ids": _list_array(ids, np.int32),
-        "token_type_ids": _list_array(types, np.int8),
+        "input_ids": list_array(ids, np.int32),
+        "token_type_ids": list_array(types, np.int8),
         "length": pa.array(np.fromiter(map(len, ids), np.int32, len(ids))),
         "label": pa.array(_label_ids(task, cols["label"])),
     }
@@ -91,7 +91,7 @@ def tokenize_frame(task: TaskSpec, table: pa.Table, tok, max_len: int) -> pa.Tab
     return pa.table(out)
 
 
-def _fingerprint(canonical_dir: Path, tok_fp: str, max_len: int) -> dict:
+def cache_fingerprint(canonical_dir: Path, tok_fp: str, max_len: int) -> dict:
     splits = sorted(p.stem for p in canonical_dir.glob("*.parquet"))
     files = {s: sha256_file(canonical_dir / f"{s}.parquet") for s in splits}
     return {"canonical": files, "tokenizer": tok_fp, "max_len": max_len}
@@ -108,7 +108,7 @@ def tokenize_task(
     if max_len < 8:
         raise MtdnnError(f"tokenize.max_len: expected an integer >= 8, got {max_len}")
     tok = load_tokenizer(encoder_path)
-    fp = _fingerprint(canonical_dir, tokenizer_fingerprint(tok), max_len)
+    fp = cache_fingerprint(canonical_dir, tokenizer_fingerprint(tok), max_len)
     if (out_dir / MANIFEST).is_file() and _same(read_json(out_dir / MANIFEST), fp):
         log.info("%s: tokenized cache is up to date (%s)", task.name, out_dir)
         return read_json(out_dir / MANIFEST)
