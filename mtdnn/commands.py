@@ -125,8 +125,7 @@ def tokenize(args) -> None:
 
     params = _params(args)
     task = get_task(_tasks(params), args.task)
-    enc = args.encoder or (params["encoder"] if params else "minilm")
-    max_len = args.max_len or (params["tokenize"]["max_len"] if params else 128)
+    enc, max_len = _encoder_and_len(args, params, "tokenize")
     out = args.out or paths.tokenized_dir(enc, max_len, task.name)
     manifest = tokenize_task(
         task, args.canonical or paths.canonical_dir(task.name), out, resolve_encoder(enc), max_len
@@ -239,11 +238,10 @@ def _write_cells(args, targets: dict, params: dict | None) -> None:
     """Evaluate the model just trained, in the same process (no second start-up and model load
     per table cell): one cell JSON per task in ``targets`` ({task name: path}), each with its dev
     predictions beside it (``evaluate_cell`` keeps them: the tables' paired bootstrap reads them)."""
-    import os
-
     from mtdnn.evaluate import evaluate_cell
+    from mtdnn.training.distributed import Dist
 
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 alone writes the cells
+    if not Dist.launched_as_main():  # under torchrun, rank 0 alone writes the cells
         return
     registry = _tasks(params)
     cell = dict(_kv(c) for c in args.cell)
@@ -265,15 +263,22 @@ def _train_inputs(args, stage: str, task: str | None, init: str | None = None):
     params = _params(args)
     base = stage_config(params, stage, task, init) if params is not None else {}
     knobs = merge_knobs(base, args.cfg, stage)
-    enc = args.encoder or (_stage_encoder(params, stage) if params else "minilm")
-    max_len = args.max_len or (params["tokenize"]["max_len"] if params else 128)
+    enc, max_len = _encoder_and_len(args, params, stage)
     return TrainConfig.from_dict(knobs), enc, max_len, params
 
 
-def _stage_encoder(params: dict, stage: str) -> str:
-    """The params encoder of a stage: domain adaptation may use its own (adapt.encoder)."""
+# Without a params file (a model trained by hand outside a project): the bundled encoder at the
+# default profile's length. Written once, here.
+DEFAULT_ENCODER, DEFAULT_MAX_LEN = "minilm", 128
+
+
+def _encoder_and_len(args, params: dict | None, stage: str) -> tuple[str, int]:
+    """``--encoder``/``--max-len``, else the params file's (domain adaptation may use its own
+    ``adapt.encoder``), else the defaults above."""
+    if params is None:
+        return args.encoder or DEFAULT_ENCODER, args.max_len or DEFAULT_MAX_LEN
     own = params["adapt"].get("encoder") if stage == "adapt" else None
-    return own or params["encoder"]
+    return args.encoder or own or params["encoder"], args.max_len or params["tokenize"]["max_len"]
 
 
 @command("train-mtl", "multi-task training (Algorithm 1) of the shared encoder and all heads")(

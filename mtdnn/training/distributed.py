@@ -37,6 +37,13 @@ class Dist:
             dist.init_process_group(**process_group_options(device))
         return cls(dist.get_rank(), world, device, owns_group=started)
 
+    @staticmethod
+    def launched_as_main() -> bool:
+        """Whether this process is rank 0 of its launch (torchrun's ``RANK``; a plain process is).
+        Readable after ``close``, when the process group is gone: what writes once per run (the
+        table cells after training) asks this."""
+        return int(os.environ.get("RANK", "0")) == 0
+
     def close(self) -> None:
         """End the process group this object started, once training is over: without it NCCL warns
         at exit that pending work may not have finished, and a peer can be left blocked. A no-op
