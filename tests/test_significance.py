@@ -373,3 +373,28 @@ def test_the_adaptation_table_gives_each_size_and_split_an_interval(cli, tmp_pat
     assert flat["adapt_bootstrap/snli/n549/delta"] == pytest.approx(
         flat["adapt_delta/snli/n549"], abs=1e-3
     )
+
+
+def test_degenerate_cells_are_those_at_or_below_the_majority_class():
+    """A cell that predicts the majority class (or a constant score) is named with its seed;
+    one that learned is not; the majority's score is the column's own (MRPC: acc and F1)."""
+    from mtdnn.report.degenerate import degenerate_cells, majority_score
+
+    rng = np.random.default_rng(0)
+    y = np.array([1] * 68 + [0] * 32)  # MRPC-like: the majority class is the positive one
+    learned = np.where(rng.random(100) < 0.9, y, 1 - y)
+    binary = DevSet("mrpc", "mrpc", ("accuracy", "f1"), y, {
+        ("base", 1): np.ones(100, dtype=int), ("base", 2): learned, ("mtdnn", 1): learned,
+    })  # fmt: skip
+    assert majority_score(binary) == pytest.approx((68.0 + 100 * 2 * 0.68 / 1.68) / 2)
+    scores = rng.random(50) * 5
+    regression = DevSet("stsb", "stsb", ("pearson", "spearman"), scores, {
+        ("base", 1): np.full(50, 2.5), ("mtdnn", 1): scores + rng.normal(0, 0.5, 50),
+    })  # fmt: skip
+    low = degenerate_cells([binary, regression], {"base": "standard fine-tuning"})
+    assert low[["model", "column"]].values.tolist() == [
+        ["standard fine-tuning", "mrpc"],
+        ["standard fine-tuning", "stsb"],
+    ]
+    assert low["per seed"].iloc[0].startswith("1: 74.5, 2: ")  # the majority's own score, seed 1
+    assert low["majority class"].tolist() == ["74.5", "0.0"]

@@ -9,6 +9,7 @@ import pandas as pd
 from mtdnn.errors import MtdnnError
 from mtdnn.fileio import atomic_path, read_json, write_json, write_text
 from mtdnn.paper import GLUE_DEV
+from mtdnn.report.degenerate import degenerate_cells
 from mtdnn.report.forest import Panel, forest_rows, write_forest
 from mtdnn.report.intervals import load_devsets, missing_note, missing_predictions
 from mtdnn.report.seeds import interval_metrics, interval_summary, mean_std, paired_summary
@@ -190,6 +191,7 @@ def glue_intervals(
     devsets = load_devsets(frame, "model", ["mtdnn", *baselines])
     scored = {glue_task(k.split("/")[0]) for k in GLUE_DEV}
     sections, flat, panels = [], {}, []
+
     for base in baselines:
         paired = [d for d in devsets if {"mtdnn", base} <= {m for m, _ in d.preds}]
         if not paired:
@@ -202,7 +204,26 @@ def glue_intervals(
         for _, r in result.iterrows():
             key = "glue_score" if r["row"] == GLUE_ROW else r["row"]
             flat |= interval_metrics(r, f"bootstrap/{base}/{key}")
-    return sections, flat, panels
+    section, counts = degenerate_section(devsets, ["mtdnn", *baselines])
+    return [*sections, section], flat | counts, panels
+
+
+def degenerate_section(devsets: list[DevSet], models: list[str]) -> tuple[Section, dict]:
+    """The cells at or below the majority-class predictor on their dev rows (a table, or a line
+    saying there are none), and how many dev columns each model has such a seed in."""
+    names = {m: MODEL_LABELS.get(m, m).removeprefix("ours: ") for m in models}
+    low = degenerate_cells(devsets, names)
+    counts = {f"degenerate/{m}": int((low["model"] == names[m]).sum()) for m in models}
+    if low.empty:
+        return ("Every cell beats the majority-class predictor on its dev rows.", None), counts
+    low["column"] = low["column"].map(lambda c: TASK_NAMES.get(c, c))
+    title = (
+        "Cells at or below the majority-class predictor on their dev rows (score: the column's "
+        "metrics averaged, as the GLUE score counts them; a constant has correlation 0). A model "
+        "listed here learned little on that task, so a difference against it says that the other "
+        "model learned, more than how much better it is:"
+    )
+    return (title, low), counts
 
 
 def _interval_title(baseline: str, replicates: int) -> str:
