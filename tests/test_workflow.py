@@ -160,12 +160,13 @@ def reproduced(built: Result, project: Project) -> tuple[Result, Result]:
 
 @pytest.mark.slow
 def test_snakemake_builds_then_does_nothing(project: Project, built: Result) -> None:
-    # smoke: 4 tasks (rte, mrpc, stsb, cola), 1 seed, fine-tuning on rte and stsb
+    # smoke: 4 tasks (rte, mrpc, stsb, cola), 1 seed, fine-tuning on rte and stsb from MT-DNN and
+    # under both baselines (standard fine-tuning and equal exposure)
     assert job_counts(built.text) == {
         "prepare": 4,
         "tokenize": 4,
         "train_mtl": 1,
-        "finetune": 4,  # each also writes its cell; train_mtl writes the two "no fine-tuning" cells
+        "finetune": 6,  # each also writes its cell; train_mtl writes the two "no fine-tuning" cells
         "glue_table": 1,
     }
     for name in ("glue.csv", "glue.md", "metrics.json"):
@@ -237,9 +238,10 @@ def test_one_task_knob_reruns_only_its_cells(project: Project, reproduced) -> No
         params_file.write_text(yaml.safe_dump(params, sort_keys=False))
         dry = project.run("snakemake", "-n")
         planned = jobs(dry.text)
-        assert job_counts(dry.text) == {"finetune": 2, "glue_table": 1}, dry.text
+        assert job_counts(dry.text) == {"finetune": 3, "glue_table": 1}, dry.text
         assert {(w["init"], w["task"]) for r, w in planned if r == "finetune"} == {
             ("base", "rte"),
+            ("equal", "rte"),
             ("mtdnn", "rte"),
         }
         # DVC agrees at the stage level: only the GLUE stage is stale.
@@ -288,10 +290,11 @@ def queued(project: Project, reproduced) -> dict[str, str]:
 @pytest.mark.slow
 def test_queued_and_temp_experiments_rerun_exactly_their_cells(project: Project, queued) -> None:
     for name, log in queued.items():
-        # fine-tuning knobs: the four fine-tuned cells and the table; multi-task training is reused
-        assert job_counts(log) == {"finetune": 4, "glue_table": 1}, (name, log[-4000:])
+        # fine-tuning knobs: the six fine-tuned cells and the table; multi-task training is reused
+        assert job_counts(log) == {"finetune": 6, "glue_table": 1}, (name, log[-4000:])
         retrained = {(w["init"], w["task"]) for r, w in jobs(log) if r == "finetune"}
-        assert retrained == {(i, t) for i in ("base", "mtdnn") for t in ("rte", "stsb")}, name
+        inits = ("base", "equal", "mtdnn")
+        assert retrained == {(i, t) for i in inits for t in ("rte", "stsb")}, name
     show = project.run("dvc", "exp", "show", "--csv")
     rows = list(csv.DictReader(io.StringIO(show.stdout)))
     by_name = {row["Experiment"]: row for row in rows if row["Experiment"]}
@@ -322,7 +325,7 @@ def experiments(project: Project, reproduced) -> dict[str, tuple[float, Result]]
 def test_dvc_experiments_show_glue_metrics(project: Project, experiments) -> None:
     for name, (_, run) in experiments.items():
         # A fine-tuning knob: the fine-tuned cells and the table rerun; MTL, data, adaptation don't.
-        assert job_counts(run.text) == {"finetune": 4, "glue_table": 1}, run.text
+        assert job_counts(run.text) == {"finetune": 6, "glue_table": 1}, run.text
         assert "Stage 'data' didn't change" in run.text, name
         assert "Stage 'adapt' didn't change" in run.text, name
 
@@ -331,8 +334,9 @@ def test_dvc_experiments_show_glue_metrics(project: Project, experiments) -> Non
     by_name = {row["Experiment"]: row for row in rows if row["Experiment"]}
     assert set(experiments) <= set(by_name), show.stdout
     baseline = next(row for row in rows if row["typ"] == "baseline" and row["rev"] != "workspace")
-    metrics = ["glue_score/base", "glue_score/mtl", "glue_score/mtdnn"]
-    metrics += [f"{t}/{m}" for t in ("rte/accuracy", "stsb/pearson") for m in ("base", "mtdnn")]
+    metrics = ["glue_score/base", "glue_score/equal", "glue_score/mtl", "glue_score/mtdnn"]
+    inits = ("base", "equal", "mtdnn")
+    metrics += [f"{t}/{m}" for t in ("rte/accuracy", "stsb/pearson") for m in inits]
     for name, (lr, _) in experiments.items():
         row = by_name[name]
         assert float(row["finetune.lr"]) == pytest.approx(lr)
@@ -402,12 +406,13 @@ def test_fresh_clone_after_pull_reruns_exactly_a_changed_task(
     planned = jobs(dry.text)
     assert {(r, w.get("init"), w.get("task")) for r, w in planned if r == "finetune"} == {
         ("finetune", "base", "stsb"),
+        ("finetune", "equal", "stsb"),
         ("finetune", "mtdnn", "stsb"),
     }, dry.text[-4000:]
     counts = job_counts(dry.text)
-    # That task's two cells and the tables; nothing upstream. (The adaptation table may be owed
+    # That task's three cells and the tables; nothing upstream. (The adaptation table may be owed
     # too: DVC restores its cell files after the table, so their mtimes are newer.)
-    assert counts["finetune"] == 2 and counts["glue_table"] == 1, dry.text[-4000:]
+    assert counts["finetune"] == 3 and counts["glue_table"] == 1, dry.text[-4000:]
     assert set(counts) <= {"finetune", "glue_table", "adapt_table"}, counts
 
 
