@@ -10,7 +10,7 @@ from pathlib import Path
 from mtdnn import paths
 from mtdnn.config import PARAMS, load_params, task_specs
 from mtdnn.errors import MtdnnError
-from mtdnn.tasks import get_task, parse_file_source
+from mtdnn.tasks import get_task
 from mtdnn.verbs import command
 
 log = logging.getLogger("mtdnn")
@@ -56,16 +56,14 @@ def _add_prepare(p) -> None:
     _add_prepare
 )
 def prepare(args) -> None:
+    from mtdnn.ingest.sources import declared_sources
     from mtdnn.prepare import prepare_task
 
     params = _params(args)
     task = get_task(_tasks(params), args.task)
     data = params["data"] if params else {"glue_dir": None, "sources": {}}
-    where = f"{args.params}: data.sources.{task.name}"
-    overrides = {
-        s: parse_file_source(b, f"{where}.{s}")
-        for s, b in data["sources"].get(task.name, {}).items()
-    }
+    where = f"{args.params}: data.sources"
+    overrides = declared_sources(task.name, data["sources"].get(task.name, {}), where)
     glue = data["glue_dir"]
     if args.glue_dir:  # a deliberate command-line path: may be relative and lie outside the project
         if not Path(args.glue_dir).is_dir():

@@ -11,13 +11,12 @@ import logging
 import os
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 from mtdnn import paths
 from mtdnn.config import BASELINES, stage_config, task_specs
 from mtdnn.errors import MtdnnError
-from mtdnn.ingest.sources import expand_path, hub_problem, resolve_split, split_files
-from mtdnn.tasks import HubSource, TaskSpec, parse_file_source
+from mtdnn.ingest.sources import expand_path, train_missing
+from mtdnn.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 # The GLUE table's models, in its row order: the two baselines, MT-DNN without and with fine-tuning.
@@ -56,50 +55,10 @@ class Grid:
         return self.train_missing(name) is None
 
     def train_missing(self, name: str) -> str | None:
-        """None when the task's train split can be had, else where it was looked for, in words.
-
-        Where the split comes from is decided by ``sources.resolve_split``, as ``mtdnn prepare``
-        decides it: a declared file, then the local GLUE copy, then the Hub (or the Hub-style
-        mirror in ``data.hub_dir``)."""
-        task = self.tasks[name]
-        split = task.train_split or ""
+        """None when the task's train split can be had, else where it was looked for, in words
+        (``sources.train_missing``: the same search ``mtdnn prepare`` makes)."""
         declared = self.params["data"]["sources"].get(name, {})
-        overrides = {
-            s: parse_file_source(b, f"data.sources.{name}.{s}") for s, b in declared.items()
-        }
-        root = Path(self.glue_dir) if self.glue_dir else None
-        origin = resolve_split(task, split, overrides, root)
-        if origin is not None and origin.path is not None:  # a declared file or the local copy
-            return (
-                None
-                if origin.path.is_file()
-                else f"data.sources.{name}.{split}: {origin.path} not found"
-            )
-        where = self._not_local(task, split)
-        if origin is None:
-            return f"{where}, and the task has no Hub source"
-        return self._hub_missing(origin.hub, split, where)
-
-    def _not_local(self, task: TaskSpec, split: str) -> str:
-        """Why the local GLUE copy does not have ``split``, in words."""
-        if self.glue_dir is None:
-            return "GLUE_DIR is not set"
-        if task.local is None:
-            return "not local"
-        folder = Path(self.glue_dir, task.local.dir)
-        if not folder.is_dir():
-            return f"{self.glue_dir} has no {task.local.dir}/"
-        local = task.local.splits.get(split)
-        return f"{folder / (local.file if local else f'{split}.tsv')} not found"
-
-    def _hub_missing(self, hub: HubSource, split: str, where: str) -> str | None:
-        """Why the Hub cannot give ``split``, as ``prepare`` will find it (the same functions)."""
-        if os.path.isdir(hub.path):  # a Hub-style local copy (data.hub_dir)
-            if split_files(hub, hub.splits[split]):
-                return None
-            return f"{where}, and {Path(hub.path, hub.name or '')} has no {hub.splits[split]} files"
-        why = hub_problem(hub, hub.splits[split])
-        return f"{where}, and the Hugging Face Hub ({hub.path}) is {why}" if why else None
+        return train_missing(self.tasks[name], declared, self.glue_dir)
 
     def _available(self, names: list[str]) -> list[str]:
         """The named tasks that can be trained. Any other is an error, unless the profile lists it

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mtdnn.errors import MtdnnError
-from mtdnn.tasks import FileSource, HubSource, TaskSpec
+from mtdnn.tasks import FileSource, HubSource, TaskSpec, parse_file_source
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -187,3 +187,54 @@ def split_files(hub: HubSource, hub_split: str) -> list[str]:
 
 def _shards(root: Path, hub: HubSource, hub_split: str) -> list[str]:
     return sorted(str(p) for p in Path(root, hub.name or "").glob(f"{hub_split}-*.parquet"))
+
+
+# Can a training split be had? -----------------------------------------------------------------
+# The one answer, asked by the workflow's grid before it plans a task, found the way `prepare`
+# will look: a declared file, then the local GLUE copy, then the Hub (or a Hub-style mirror).
+
+
+def declared_sources(
+    name: str, declared: dict, where: str = "data.sources"
+) -> dict[str, FileSource]:
+    """``data.sources.<name>`` as {split: FileSource}, errors naming ``<where>.<name>.<split>``."""
+    return {s: parse_file_source(b, f"{where}.{name}.{s}") for s, b in declared.items()}
+
+
+def train_missing(task: TaskSpec, declared: dict, local: str | None) -> str | None:
+    """None when ``task``'s train split can be had, else where it was looked for, in words.
+    ``declared``: the task's ``data.sources`` block; ``local``: the GLUE copy in effect."""
+    split = task.train_split or ""
+    overrides = declared_sources(task.name, declared)
+    origin = resolve_split(task, split, overrides, Path(local) if local else None)
+    if origin is not None and origin.path is not None:  # a declared file or the local copy
+        if origin.path.is_file():
+            return None
+        return f"data.sources.{task.name}.{split}: {origin.path} not found"
+    where = _not_local(task, split, local)
+    if origin is None:
+        return f"{where}, and the task has no Hub source"
+    return _hub_missing(origin.hub, split, where)
+
+
+def _not_local(task: TaskSpec, split: str, local: str | None) -> str:
+    """Why the local GLUE copy does not have ``split``, in words."""
+    if local is None:
+        return "GLUE_DIR is not set"
+    if task.local is None:
+        return "not local"
+    folder = Path(local, task.local.dir)
+    if not folder.is_dir():
+        return f"{local} has no {task.local.dir}/"
+    entry = task.local.splits.get(split)
+    return f"{folder / (entry.file if entry else f'{split}.tsv')} not found"
+
+
+def _hub_missing(hub: HubSource, split: str, where: str) -> str | None:
+    """Why the Hub cannot give ``split``, as ``prepare`` will find it (the same functions)."""
+    if os.path.isdir(hub.path):  # a Hub-style local copy (data.hub_dir)
+        if split_files(hub, hub.splits[split]):
+            return None
+        return f"{where}, and {Path(hub.path, hub.name or '')} has no {hub.splits[split]} files"
+    why = hub_problem(hub, hub.splits[split])
+    return f"{where}, and the Hugging Face Hub ({hub.path}) is {why}" if why else None
