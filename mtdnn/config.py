@@ -205,7 +205,6 @@ def mtl_cap(params: dict, task: str) -> int | None:
 # are); "equal" is the equal-exposure control (the task's multi-task rows for as many example
 # passes as MT-DNN gets in multi-task training and fine-tuning together).
 BASELINES = ("base", "equal")
-FINETUNE_INITS = ("mtdnn", *BASELINES)
 
 
 def stage_config(

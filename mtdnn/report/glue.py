@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mtdnn.config import BASELINES
 from mtdnn.errors import MtdnnError
 from mtdnn.fileio import atomic_path, read_json, write_json, write_text
 from mtdnn.paper import GLUE_DEV
@@ -127,9 +128,8 @@ def glue_table(frame: pd.DataFrame, decimals: int) -> tuple[pd.DataFrame, dict]:
     return table.rename(columns={c: display(c) for c in cols}), flat
 
 
-# The baselines MT-DNN is compared with, and how titles name them; a model that is neither MT-DNN
-# nor its no-fine-tuning row counts as a baseline too, by its name.
-BASELINES = {"base": "standard fine-tuning", "equal": "equal exposure"}
+# A model that is neither MT-DNN nor its no-fine-tuning row counts as a baseline, the known ones
+# (config.BASELINES) first, in the table's order; any other by its name.
 NOT_BASELINES = ("mtdnn", "mtl")
 
 
@@ -139,6 +139,11 @@ def present_baselines(models: set[str]) -> list[str]:
     return [m for m in order if m in models and m not in NOT_BASELINES]
 
 
+def model_name(model: str) -> str:
+    """How titles name a model: its table label without "ours: " (an unknown one by its name)."""
+    return MODEL_LABELS.get(model, model).removeprefix("ours: ")
+
+
 def paired_differences(frame: pd.DataFrame, decimals: int) -> tuple[list[Section], dict]:
     """MT-DNN − each baseline per seed, per column and for the GLUE score: the paired comparison
     (same seed, same rows), which the two means alone hide. One section per baseline."""
@@ -146,8 +151,9 @@ def paired_differences(frame: pd.DataFrame, decimals: int) -> tuple[list[Section
     frame = frame[~frame["key"].isin(["cola/accuracy", "ax/accuracy"])]
     scored = frame[frame["column"].isin({k.split("/")[0] for k in GLUE_DEV})]
     sections, flat = [], {}
+    ours = _seed_table(frame, scored, "mtdnn")
     for base in present_baselines(set(frame["model"])):
-        diff = _seed_differences(frame, scored, base)
+        diff = (ours - _seed_table(frame, scored, base)).dropna(how="all", axis=1)
         rows = []
         for key in [*(c for c in glue_columns(frame) if c in diff), "GLUE score"]:
             vals = diff[key].dropna()
@@ -155,19 +161,15 @@ def paired_differences(frame: pd.DataFrame, decimals: int) -> tuple[list[Section
                 {"column": display(key) if "/" in key else key} | paired_summary(vals, decimals)
             )
             flat[f"delta/{base}/{key}"] = round(float(vals.mean()), 4)
-        name = BASELINES.get(base, base)
-        sections.append((f"MT-DNN − {name}, paired by seed:", pd.DataFrame(rows)))
+        sections.append((f"MT-DNN − {model_name(base)}, paired by seed:", pd.DataFrame(rows)))
     return sections, flat
 
 
-def _seed_differences(frame: pd.DataFrame, scored: pd.DataFrame, base: str) -> pd.DataFrame:
-    """MT-DNN − ``base`` per seed (rows) and column/metric key (columns), GLUE score included."""
-    per_seed = {}
-    for m in ("mtdnn", base):
-        wide = frame[frame["model"] == m].pivot_table(index="seed", columns="key", values="value")
-        wide["GLUE score"] = _task_means(scored[scored["model"] == m])
-        per_seed[m] = wide
-    return (per_seed["mtdnn"] - per_seed[base]).dropna(how="all", axis=1)
+def _seed_table(frame: pd.DataFrame, scored: pd.DataFrame, model: str) -> pd.DataFrame:
+    """``model``'s values per seed (rows) and column/metric key (columns), GLUE score included."""
+    wide = frame[frame["model"] == model].pivot_table(index="seed", columns="key", values="value")
+    wide["GLUE score"] = _task_means(scored[scored["model"] == model])
+    return wide
 
 
 def glue_intervals(
@@ -198,7 +200,7 @@ def glue_intervals(
             continue
         result = paired_bootstrap(paired, "mtdnn", base, scored, replicates)
         rows = [_interval_row(r, paired, decimals) for _, r in result.iterrows()]
-        name = BASELINES.get(base, base)
+        name = model_name(base)
         sections.append((_interval_title(name, replicates), pd.DataFrame(rows)))
         panels.append((f"MT-DNN − {name}", forest_rows(result, [r["task"] for r in rows])))
         for _, r in result.iterrows():
@@ -211,7 +213,7 @@ def glue_intervals(
 def degenerate_section(devsets: list[DevSet], models: list[str]) -> tuple[Section, dict]:
     """The cells at or below the majority-class predictor on their dev rows (a table, or a line
     saying there are none), and how many dev columns each model has such a seed in."""
-    names = {m: MODEL_LABELS.get(m, m).removeprefix("ours: ") for m in models}
+    names = {m: model_name(m) for m in models}
     low = degenerate_cells(devsets, names)
     counts = {f"degenerate/{m}": int((low["model"] == names[m]).sum()) for m in models}
     if low.empty:
