@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mtdnn import paths
 from mtdnn.cellpreds import predictions_path
-from mtdnn.config import load_params
+from mtdnn.config import BASELINES, load_params
 from mtdnn.errors import MtdnnError
 from mtdnn.grid import Grid
 
@@ -34,7 +34,7 @@ if _cores and _cores > len(os.sched_getaffinity(0)):
 wildcard_constraints:
     task=r"[a-z0-9][a-z0-9_-]*",
     seed=r"\d+",
-    init="mtdnn|base|equal",
+    init="|".join(("mtdnn", *BASELINES)),
     enc=r"[a-z0-9][a-z0-9._-]*",
     key=rf"[0-9a-f]{{{paths.KEY_LEN}}}",
 
