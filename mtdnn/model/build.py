@@ -11,8 +11,11 @@ from transformers import AutoConfig, AutoModel
 from transformers.utils import logging as hf_logging
 
 from mtdnn.errors import MtdnnError
+from mtdnn.model.attention import use_cpu_attention
 from mtdnn.model.checkpoint import CONFIG, WEIGHTS, load_weights, read_config
+from mtdnn.model.dropout import use_cheap_dropout
 from mtdnn.model.network import MTDNN
+from mtdnn.runtime.allocator import keep_freed_memory
 from mtdnn.tasks import HeadKind, TaskSpec, TaskType
 
 log = logging.getLogger(__name__)
@@ -56,7 +59,8 @@ def _pairwise(task: TaskSpec) -> bool:
 
 def _build(encoder, tasks: list[TaskSpec], opts: dict) -> MTDNN:
     kinds = {k: HeadKind(v) for k, v in opts["head_kinds"].items()}
-    return MTDNN(
+    keep_freed_memory()  # before the model's first buffers (mtdnn.runtime.allocator)
+    model = MTDNN(
         encoder,
         tasks,
         head_kinds=kinds,
@@ -65,6 +69,11 @@ def _build(encoder, tasks: list[TaskSpec], opts: dict) -> MTDNN:
         prediction_dropout=opts["prediction_dropout"],
         pooling=opts.get("pooling", "cls"),  # checkpoints from before the knob used [CLS]
     )
+    # CPU training's cheap dropout masks and attention; no weights change, other devices and
+    # evaluation run as before (mtdnn.model.dropout, mtdnn.model.attention).
+    use_cheap_dropout(model)
+    use_cpu_attention(model.encoder)
+    return model
 
 
 def from_pretrained(encoder_path: str, tasks: list[TaskSpec], opts: dict) -> MTDNN:
