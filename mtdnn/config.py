@@ -6,7 +6,6 @@ Snakemake and DVC see.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import jsonschema
 import yaml
 
 from mtdnn.errors import MtdnnError
+from mtdnn.fileio import json_object
 from mtdnn.ingest.sources import expand_path
 from mtdnn.model.encoders import ALIASES
 from mtdnn.tasks import DuplicateKeyError, TaskSpec, UniqueKeyLoader, load_tasks
@@ -258,26 +258,24 @@ def knob_schema(stage: str) -> dict:
 
 def parse_cfg(text: str) -> dict:
     """``--cfg`` JSON: an object of knob overrides."""
-    try:
-        knobs = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise MtdnnError(f"--cfg: invalid JSON ({e.msg} at column {e.colno})") from None
-    if not isinstance(knobs, dict):
-        raise MtdnnError(f"--cfg: expected a JSON object of knobs, got {type(knobs).__name__}")
-    return knobs
+    return json_object(text, "--cfg", "a JSON object of knobs")
 
 
 def merge_knobs(base: dict, cfg: str | None, stage: str) -> dict:
     """The stage's knobs from params, overridden key by key by ``--cfg``, validated as a whole.
 
-    The workflow passes the complete stage as ``--cfg``, so there the result equals ``--cfg``.
+    Hand-typed runs only: the workflow passes a job spec, whose knobs are complete.
     """
-    knobs = base | (parse_cfg(cfg) if cfg is not None else {})
+    return check_knobs(base | (parse_cfg(cfg) if cfg is not None else {}), stage, "--cfg")
+
+
+def check_knobs(knobs: dict, stage: str, where: str) -> dict:
+    """``knobs`` validated against the stage's knob schema; a bad one is one line naming it."""
     validator = jsonschema.Draft202012Validator(knob_schema(stage))
     error = jsonschema.exceptions.best_match(validator.iter_errors(knobs))
     if error is not None:
         key, message = explain(error)
-        raise MtdnnError(f"--cfg: {stage}.{key}: {message}")
+        raise MtdnnError(f"{where}: {stage}.{key}: {message}")
     return knobs
 
 
