@@ -118,12 +118,13 @@ def _add_tokenize(p) -> None:
     _add_tokenize
 )
 def tokenize(args) -> None:
+    from mtdnn.handrun import encoder_and_len
     from mtdnn.model.encoders import resolve_encoder
     from mtdnn.tokenize import tokenize_task
 
     params = _params(args)
     task = get_task(_tasks(params), args.task)
-    enc, max_len = _encoder_and_len(args, params, "tokenize")
+    enc, max_len = encoder_and_len(params, "tokenize", args.encoder, args.max_len)
     out = args.out or paths.tokenized_dir(enc, max_len, task.name)
     manifest = tokenize_task(
         task, args.canonical or paths.canonical_dir(task.name), out, resolve_encoder(enc), max_len
@@ -232,68 +233,45 @@ def _train_args(p, multi: bool) -> None:
     _params_arg(p)
 
 
-def _write_cells(args, targets: dict, params: dict | None) -> None:
-    """Evaluate the model just trained, in the same process (no second start-up and model load
-    per table cell): one cell JSON per task in ``targets`` ({task name: path}), each with its dev
-    predictions beside it (``evaluate_cell`` keeps them: the tables' paired bootstrap reads them)."""
-    from mtdnn.evaluate import evaluate_cell
-    from mtdnn.training.distributed import Dist
-
-    if not Dist.launched_as_main():  # under torchrun, rank 0 alone writes the cells
-        return
-    registry = _tasks(params)
-    cell = dict(_kv(c) for c in args.cell)
-    for name, path in targets.items():
-        evaluate_cell(args.out, get_task(registry, name), path, None, None, cell, registry=registry)
-
-
 def argparse_suppress() -> str:
     import argparse
 
     return argparse.SUPPRESS
 
 
-def _train_inputs(args, stage: str, task: str | None, init: str | None = None):
-    """(TrainConfig, encoder, max_len, params): the params file's stage knobs (with the task's
-    ``per_task`` block and, for the baseline, its exposure), then ``--cfg`` on top, key by key."""
-    from mtdnn.config import TrainConfig, merge_knobs, stage_config
+def _names(text: str | None) -> list[str]:
+    return [t for t in (text or "").split(",") if t]
+
+
+def _hand_job(args, stage: str, tasks: list[str], init: str | None, **where) -> None:
+    """A hand-typed training verb: its job spec, built as the workflow's are, then the job.
+    ``where``: ``out`` and ``cells`` (and adaptation's ``size`` and ``splits``)."""
+    from mtdnn.handrun import hand_spec
+    from mtdnn.job import run_job
 
     params = _params(args)
-    base = stage_config(params, stage, task, init) if params is not None else {}
-    knobs = merge_knobs(base, args.cfg, stage)
-    enc, max_len = _encoder_and_len(args, params, stage)
-    return TrainConfig.from_dict(knobs), enc, max_len, params
-
-
-# Without a params file (a model trained by hand outside a project): the bundled encoder at the
-# default profile's length. Written once, here.
-DEFAULT_ENCODER, DEFAULT_MAX_LEN = "minilm", 128
-
-
-def _encoder_and_len(args, params: dict | None, stage: str) -> tuple[str, int]:
-    """``--encoder``/``--max-len``, else the params file's (domain adaptation may use its own
-    ``adapt.encoder``), else the defaults above."""
-    if params is None:
-        return args.encoder or DEFAULT_ENCODER, args.max_len or DEFAULT_MAX_LEN
-    own = params["adapt"].get("encoder") if stage == "adapt" else None
-    return args.encoder or own or params["encoder"], args.max_len or params["tokenize"]["max_len"]
+    spec = hand_spec(
+        params,
+        stage,
+        tasks,
+        init=init,
+        init_dir=getattr(args, "init_from", None),
+        seed=args.seed,
+        typed=(args.encoder, args.max_len, args.cfg),
+        cell=dict(_kv(c) for c in getattr(args, "cell", [])),
+        **where,
+    )
+    run_job(spec, _tasks(params), getattr(args, "stop_after", None))
 
 
 @command("train-mtl", "multi-task training (Algorithm 1) of the shared encoder and all heads")(
     lambda p: _train_args(p, multi=True)
 )
 def train_mtl(args) -> None:
-    # Knobs first: bad ones fail in a second, before torch loads.
-    cfg, enc, max_len, params = _train_inputs(args, "mtl", None)
-    from mtdnn.train import train
-
-    specs = _tasks(params)
-    tasks = [get_task(specs, t) for t in args.tasks.split(",") if t]
-    if train(tasks, enc, max_len, cfg, args.seed, args.out, None, stop_after=args.stop_after):
-        if args.cells is not None:
-            names = args.eval_tasks.split(",") if args.eval_tasks else [t.name for t in tasks]
-            targets = {t: Path(args.cells.format(task=t)) for t in names if t}
-            _write_cells(args, targets, params)
+    tasks, pattern = _names(args.tasks), args.cells
+    named = _names(args.eval_tasks) or tasks
+    cells = {t: Path(pattern.replace("{task}", t)) for t in named} if pattern is not None else {}
+    _hand_job(args, "mtl", tasks, None, out=args.out, cells=cells)
 
 
 @command(
@@ -303,15 +281,33 @@ def finetune(args) -> None:
     if args.init_from is not None and args.baseline is not None:
         raise MtdnnError("--baseline: a baseline starts from the plain encoder, not from --init")
     init = "mtdnn" if args.init_from is not None else args.baseline or "base"
-    cfg, enc, max_len, params = _train_inputs(args, "finetune", args.task, init)
-    from mtdnn.train import train
+    cells = {args.task: args.cell_out} if args.cell_out is not None else {}
+    _hand_job(args, "finetune", [args.task], init, out=args.out, cells=cells)
 
-    task = get_task(_tasks(params), args.task)
-    done = train(
-        [task], enc, max_len, cfg, args.seed, args.out, args.init_from, stop_after=args.stop_after
+
+def _add_run(p) -> None:
+    p.add_argument(
+        "--spec",
+        required=True,
+        metavar="JSON",
+        help="the job spec as JSON (what the workflow's training rules pass): stage, tasks, "
+        "knobs and their key, data and output paths, cell coordinates",
     )
-    if done and args.cell_out is not None:
-        _write_cells(args, {task.name: args.cell_out}, params)
+    p.add_argument("--threads", type=int, help=THREADS_HELP)
+    _params_arg(p)
+
+
+@command(
+    "run",
+    "run one training job (multi-task, fine-tuning or adaptation) from its job spec; the "
+    "params file gives the task registry only",
+)(_add_run)
+def run(args) -> None:
+    from mtdnn.job import run_job
+    from mtdnn.jobspec import JobSpec
+
+    spec = JobSpec.from_json(args.spec)
+    run_job(spec, _tasks(_params(args)))
 
 
 def _add_evaluate(p) -> None:
@@ -334,7 +330,7 @@ def evaluate(args) -> None:
     from mtdnn.evaluate import evaluate_cell
 
     cell = dict(_kv(c) for c in args.cell)
-    splits = args.splits.split(",") if args.splits else None
+    splits = _names(args.splits) or None
     registry = _tasks(_params(args))
     task = get_task(registry, args.task)
     evaluate_cell(args.model, task, args.out, splits, args.predictions, cell, registry=registry)
@@ -451,22 +447,9 @@ def _add_adapt(p) -> None:
     _add_adapt
 )
 def adapt(args) -> None:
-    from mtdnn.adapt import adapt_cell
-
-    cfg, enc, max_len, params = _train_inputs(args, "adapt", None)
-    task = get_task(_tasks(params), args.task)
-    adapt_cell(
-        task,
-        size=args.size,
-        init=args.init_from,
-        seed=args.seed,
-        cfg=cfg,
-        encoder=enc,
-        max_len=max_len,
-        out=args.out,
-        splits=args.splits.split(","),
-        keep_model=args.keep_model,
-    )
+    init = "mtdnn" if args.init_from is not None else "base"
+    where = {"out": args.keep_model, "cells": {args.task: args.out}}
+    _hand_job(args, "adapt", [args.task], init, size=args.size, splits=_names(args.splits), **where)
 
 
 def _add_subsample(p) -> None:
