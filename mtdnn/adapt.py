@@ -7,10 +7,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from mtdnn.config import TrainConfig
 from mtdnn.errors import MtdnnError
 from mtdnn.evaluate import evaluate_cell
+from mtdnn.fileio import atomic_path
 from mtdnn.jobspec import JobSpec
 from mtdnn.runtime.batching import load_task_data
 from mtdnn.subsample import parse_size, subsample
@@ -21,6 +23,15 @@ from mtdnn.train import train
 def draw_rows(task: TaskSpec, labels: np.ndarray, size_label: str, seed: int) -> np.ndarray:
     """Rows of the pool for this (dataset, size, seed); labels may be ids or label strings."""
     return subsample(class_ids(task, labels), parse_size(size_label), task.name, seed)
+
+
+def write_subsample(task: TaskSpec, canonical: Path, size_label: str, seed: int, out: Path) -> None:
+    """The exact training rows an adaptation cell of (size, seed) draws, as a TSV of uids and
+    labels (`mtdnn subsample`)."""
+    frame = pd.read_parquet(canonical / f"{task.train_split}.parquet")
+    rows = draw_rows(task, frame["label"].to_numpy(), size_label, seed)
+    with atomic_path(out) as tmp:
+        frame.iloc[rows][["uid", "label"]].to_csv(tmp, sep="\t", index=False)
 
 
 def class_ids(task: TaskSpec, labels: np.ndarray) -> np.ndarray:

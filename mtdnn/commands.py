@@ -1,10 +1,9 @@
-"""Verb implementations for the CLI. Each is a thin shell over a library function."""
+"""The verbs of the CLI: each declares its arguments and hands them to the module that does the
+work (training jobs: ``handrun`` builds the job spec, ``job`` runs it)."""
 
 from __future__ import annotations
 
 import logging
-import shutil
-from importlib import resources
 from pathlib import Path
 
 from mtdnn import paths
@@ -56,24 +55,12 @@ def _add_prepare(p) -> None:
     _add_prepare
 )
 def prepare(args) -> None:
-    from mtdnn.ingest.sources import declared_sources
-    from mtdnn.prepare import prepare_task
+    from mtdnn.prepare import prepare_in_project
 
     params = _params(args)
     task = get_task(_tasks(params), args.task)
-    data = params["data"] if params else {"glue_dir": None, "sources": {}}
-    where = f"{args.params}: data.sources"
-    overrides = declared_sources(task.name, data["sources"].get(task.name, {}), where)
-    glue = data["glue_dir"]
-    if args.glue_dir:  # a deliberate command-line path: may be relative and lie outside the project
-        if not Path(args.glue_dir).is_dir():
-            raise MtdnnError(
-                f"--glue-dir {args.glue_dir}: directory not found "
-                "(expected the GLUE layout, e.g. RTE/train.tsv)"
-            )
-        glue = str(Path(args.glue_dir).resolve())
     out = args.out or paths.canonical_dir(task.name)
-    manifest = prepare_task(task, out, glue, overrides, need_train=args.need_train)
+    manifest = prepare_in_project(task, params, args.params, args.glue_dir, out, args.need_train)
     rows = ", ".join(f"{s} {v['rows']}" for s, v in manifest["splits"].items())
     log.info("%s → %s: %s", task.name, out, rows)
 
@@ -141,22 +128,15 @@ def _add_profile(p) -> None:
     _add_profile
 )
 def profile(args) -> None:
-    from mtdnn.fileio import atomic_path
+    from mtdnn.config import write_profile
 
-    src = resources.files("mtdnn") / "profiles" / f"{args.name}.yaml"
-    if not src.is_file():
-        names = sorted(
-            p.name.removesuffix(".yaml") for p in (resources.files("mtdnn") / "profiles").iterdir()
-        )
-        raise MtdnnError(f"unknown profile '{args.name}' (expected one of {', '.join(names)})")
-    with atomic_path(args.out) as tmp, resources.as_file(src) as f:
-        shutil.copyfile(f, tmp)
+    write_profile(args.name, args.out)
     log.info("params.yaml now holds the '%s' profile", args.name)
 
 
 CFG_HELP = (
     "knobs as a JSON object, applied key by key over the params file's stage "
-    """(e.g. '{"lr": 2e-5}'); the workflow passes the whole stage"""
+    """(e.g. '{"lr": 2e-5}')"""
 )
 THREADS_HELP = "torch threads (the workflow passes the job's threads)"
 
@@ -181,6 +161,16 @@ def tasks(args) -> None:
         print(f"{t.name:10s} {t.type.value:15s} {','.join(t.metrics):20s} {' '.join(t.splits)}")
 
 
+def _knob_args(p) -> None:
+    """What a hand-typed training verb may set over the params file (and its threads)."""
+    p.add_argument(
+        "--encoder", help="encoder alias or local model directory (default: params encoder)"
+    )
+    p.add_argument("--max-len", type=int, help="max wordpieces (default: params tokenize.max_len)")
+    p.add_argument("--cfg", help=CFG_HELP)
+    p.add_argument("--threads", type=int, help=THREADS_HELP)
+
+
 def _train_args(p, multi: bool) -> None:
     if multi:
         p.add_argument("--tasks", required=True, help="comma-separated task names")
@@ -201,14 +191,7 @@ def _train_args(p, multi: bool) -> None:
         )
     p.add_argument("--seed", type=int, required=True, help="seed for weights, batches and dropout")
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
-    p.add_argument(
-        "--encoder", help="encoder alias or local model directory (default: params encoder)"
-    )
-    p.add_argument("--max-len", type=int, help="max wordpieces (default: params tokenize.max_len)")
-    p.add_argument("--cfg", help=CFG_HELP)
-    p.add_argument(
-        "--threads", type=int, help="torch threads (the workflow passes the job's threads)"
-    )
+    _knob_args(p)
     p.add_argument("--stop-after", type=int, help=argparse_suppress())
     if multi:
         p.add_argument(
@@ -433,12 +416,7 @@ def _add_adapt(p) -> None:
     p.add_argument("--seed", type=int, required=True, help="subsample and training seed")
     p.add_argument("--out", type=Path, required=True, help="cell JSON to write")
     p.add_argument("--splits", default="dev", help="comma-separated evaluation splits")
-    p.add_argument(
-        "--encoder", help="encoder alias or local model directory (default: params encoder)"
-    )
-    p.add_argument("--max-len", type=int, help="max wordpieces (default: params tokenize.max_len)")
-    p.add_argument("--cfg", help=CFG_HELP)
-    p.add_argument("--threads", type=int, help=THREADS_HELP)
+    _knob_args(p)
     p.add_argument("--keep-model", type=Path, help="also keep the adapted model here")
     _params_arg(p)
 
@@ -465,18 +443,11 @@ def _add_subsample(p) -> None:
     _add_subsample
 )
 def subsample_cmd(args) -> None:
-    import pandas as pd
-
-    from mtdnn.adapt import draw_rows
-    from mtdnn.fileio import atomic_path
+    from mtdnn.adapt import write_subsample
 
     task = get_task(_tasks(_params(args)), args.task)
-    frame = pd.read_parquet(
-        (args.canonical or paths.canonical_dir(task.name)) / f"{task.train_split}.parquet"
-    )
-    rows = draw_rows(task, frame["label"].to_numpy(), args.size, args.seed)
-    with atomic_path(args.out) as tmp:
-        frame.iloc[rows][["uid", "label"]].to_csv(tmp, sep="\t", index=False)
+    canonical = args.canonical or paths.canonical_dir(task.name)
+    write_subsample(task, canonical, args.size, args.seed, args.out)
 
 
 def _add_export(p) -> None:
@@ -517,20 +488,12 @@ def _add_predict(p) -> None:
 
 @command("predict", "raw sentences or pairs in, labels or scores out")(_add_predict)
 def predict_cmd(args) -> None:
-    import sys
-
-    from mtdnn.fileio import atomic_path
-    from mtdnn.predict import predict, read_inputs
+    from mtdnn.predict import predict, read_inputs, write_tsv
 
     if args.input is None and not args.text_a:
         raise MtdnnError("predict: give --input FILE or at least one --text-a")
     inputs = read_inputs(args.input, args.text_a, args.text_b)
-    frame = predict(args.model, args.task, inputs, _tasks(_params(args)))
-    if args.out is None:
-        frame.to_csv(sys.stdout, sep="\t", index=False)
-        return
-    with atomic_path(args.out) as tmp:
-        frame.to_csv(tmp, sep="\t", index=False)
+    write_tsv(predict(args.model, args.task, inputs, _tasks(_params(args))), args.out)
 
 
 def _add_submit(p) -> None:

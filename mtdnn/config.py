@@ -6,7 +6,9 @@ Snakemake and DVC see.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, fields, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import jsonschema
 import yaml
 
 from mtdnn.errors import MtdnnError
-from mtdnn.fileio import json_object
+from mtdnn.fileio import atomic_path, json_object
 from mtdnn.ingest.sources import expand_path
 from mtdnn.model.encoders import ALIASES
 from mtdnn.tasks import DuplicateKeyError, TaskSpec, UniqueKeyLoader, load_tasks
@@ -101,6 +103,17 @@ def _check_names(params: dict, source: str) -> None:
 
 def load_params(path: str | Path = PARAMS) -> dict:
     return validate(read_yaml(path), str(path))
+
+
+def write_profile(name: str, out: str | Path = PARAMS) -> None:
+    """Switch the active profile: ``out`` becomes a copy of the shipped profile ``name``."""
+    shipped = resources.files("mtdnn") / "profiles"
+    src = shipped / f"{name}.yaml"
+    if not src.is_file():
+        names = sorted(p.name.removesuffix(".yaml") for p in shipped.iterdir())
+        raise MtdnnError(f"unknown profile '{name}' (expected one of {', '.join(names)})")
+    with atomic_path(out) as tmp, resources.as_file(src) as f:
+        shutil.copyfile(f, tmp)
 
 
 @dataclass(frozen=True)
