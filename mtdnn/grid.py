@@ -17,6 +17,7 @@ from mtdnn.config import BASELINES, stage_config, task_specs
 from mtdnn.errors import MtdnnError
 from mtdnn.ingest.sources import expand_path, train_missing
 from mtdnn.jobspec import knob_key
+from mtdnn.subsample import size_label
 from mtdnn.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -206,15 +207,9 @@ class Grid:
     def adapt_datasets(self) -> list[str]:
         return self._available(self.adapt["datasets"])
 
-    def size_label(self, size: float | int) -> str:
-        """'n549' for an absolute count, 'p0.01' for a fraction of the pool."""
-        return f"p{size:g}" if isinstance(size, float) or size == 1 else f"n{size}"
-
     def adapt_cells(self) -> list[str]:
         return [
-            paths.adapt_cell(
-                init, self.adapt_enc, d, self.size_label(s), self.adapt_key(init), seed
-            )
+            paths.adapt_cell(init, self.adapt_enc, d, size_label(s), self.adapt_key(init), seed)
             for d in self.adapt_datasets
             for s in self.adapt["sizes"]
             for seed in self.adapt["seeds"]

@@ -20,7 +20,7 @@ from helpers import REPO, job_stats
 from mtdnn.config import read_yaml, validate
 from mtdnn.errors import MtdnnError
 from mtdnn.grid import Grid
-from mtdnn.subsample import resolve_size, subsample
+from mtdnn.subsample import parse_size, resolve_size, size_label, subsample
 
 PROFILES = REPO / "mtdnn" / "profiles"
 MODELS = ("base", "equal", "mtl", "mtdnn")
@@ -159,10 +159,9 @@ def test_default_profile_has_every_task_from_the_hub(monkeypatch, hub_online) ->
 
 
 def test_size_labels() -> None:
-    grid = Grid(load_profile("smoke"))
-    assert grid.size_label(549) == "n549"
-    assert grid.size_label(0.001) == "p0.001"
-    assert grid.size_label(1) == "p1"  # 1 means the whole pool, not one example
+    assert size_label(549) == "n549" and parse_size("n549") == 549
+    assert size_label(0.001) == "p0.001" and parse_size("p0.001") == 0.001
+    assert size_label(1) == "p1"  # 1 means the whole pool, not one example
 
 
 def test_dry_run_owes_the_whole_default_grid(glue_dir, derived_dir, tmp_path) -> None:

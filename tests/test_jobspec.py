@@ -17,6 +17,7 @@ from mtdnn.grid import Grid
 from mtdnn.job import spec_config
 from mtdnn.jobspec import JobSpec, knob_key
 from mtdnn.rulespecs import rule_spec
+from mtdnn.subsample import size_label
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def every_job(grid: Grid) -> list[tuple[str, argparse.Namespace]]:
         for t in grid.model_tasks(i)
         for s in seeds
     ]
-    sizes = [grid.size_label(n) for n in grid.adapt["sizes"]]
+    sizes = [size_label(n) for n in grid.adapt["sizes"]]
     jobs += [
         ("adapt", wc(init=i, enc=grid.adapt_enc, task=d, size=n, key=grid.adapt_key(i), seed=s))
         for i in ("base", "mtdnn")
