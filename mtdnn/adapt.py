@@ -7,11 +7,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from mtdnn import paths
 from mtdnn.config import TrainConfig
 from mtdnn.errors import MtdnnError
 from mtdnn.evaluate import evaluate_cell
+from mtdnn.fileio import atomic_path
+from mtdnn.jobspec import JobSpec
 from mtdnn.runtime.batching import load_task_data
 from mtdnn.subsample import parse_size, subsample
 from mtdnn.tasks import TaskSpec
@@ -21,6 +23,15 @@ from mtdnn.train import train
 def draw_rows(task: TaskSpec, labels: np.ndarray, size_label: str, seed: int) -> np.ndarray:
     """Rows of the pool for this (dataset, size, seed); labels may be ids or label strings."""
     return subsample(class_ids(task, labels), parse_size(size_label), task.name, seed)
+
+
+def write_subsample(task: TaskSpec, canonical: Path, size_label: str, seed: int, out: Path) -> None:
+    """The exact training rows an adaptation cell of (size, seed) draws, as a TSV of uids and
+    labels (`mtdnn subsample`)."""
+    frame = pd.read_parquet(canonical / f"{task.train_split}.parquet")
+    rows = draw_rows(task, frame["label"].to_numpy(), size_label, seed)
+    with atomic_path(out) as tmp:
+        frame.iloc[rows][["uid", "label"]].to_csv(tmp, sep="\t", index=False)
 
 
 def class_ids(task: TaskSpec, labels: np.ndarray) -> np.ndarray:
@@ -46,33 +57,34 @@ def class_ids(task: TaskSpec, labels: np.ndarray) -> np.ndarray:
 
 
 def adapt_cell(
-    task: TaskSpec,
-    *,
-    size: str,
-    init: Path | None,
-    seed: int,
-    cfg: TrainConfig,
-    encoder: str,
-    max_len: int,
-    out: Path,
-    splits: list[str],
-    keep_model: Path | None = None,
+    spec: JobSpec, task: TaskSpec, cfg: TrainConfig, registry: dict[str, TaskSpec]
 ) -> dict:
-    tok_dir = paths.tokenized_dir(encoder, max_len, task.name)
+    """Draw the spec's subsample of the target's training pool, fine-tune on it (into a temporary
+    model unless ``spec.out`` names one to keep), and write the spec's cell with the draw's size."""
+    tok_dir = Path(spec.data[task.name])
     pool = load_task_data(task, tok_dir, task.train_split)
-    rows = draw_rows(task, pool.labels, size, seed)
+    rows = draw_rows(task, pool.labels, spec.size, spec.seed)
     cfg = cfg.with_overrides(max_train_examples=None, eval_each_epoch=False)  # the draw is the data
+    out = Path(spec.cells[task.name])
     work = Path(tempfile.mkdtemp(prefix=".adapt-", dir=out.parent if out.parent.exists() else None))
     try:
-        model_dir = keep_model or work / "model"
-        train([task], encoder, max_len, cfg, seed, model_dir, init, train_rows={task.name: rows})
-        cell = {
-            "table": "adapt",
-            "init": "mtdnn" if init else "base",
-            "size": size,
-            "n": len(rows),
-            "seed": seed,
-        }
-        return evaluate_cell(model_dir, task, out, splits, None, cell)
+        model_dir = Path(spec.out) if spec.out else work / "model"
+        init = Path(spec.init_dir) if spec.init_dir else None
+        train(
+            [task],
+            spec.encoder,
+            spec.max_len,
+            cfg,
+            spec.seed,
+            model_dir,
+            init,
+            train_rows={task.name: rows},
+            data={task.name: tok_dir},
+        )
+        cell = spec.cell | {"n": len(rows)}
+        splits = list(spec.splits) if spec.splits else None
+        return evaluate_cell(
+            model_dir, task, out, splits, None, cell, registry=registry, tok_dir=tok_dir
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -17,13 +17,15 @@ MT-DNN reproducibility pipeline (Liu et al. 2019).
 
 The normal entry point is Snakemake, which runs these verbs for every cell of the grid with the
 knobs of params.yaml:  snakemake --cores all  (DVC runs the same through `dvc repro` and
-`dvc exp run`). Call a verb by hand to run one step; `mtdnn VERB --help` lists its options.
+`dvc exp run`); its training jobs are `mtdnn run --spec JSON`. Call a verb by hand to run one
+step; `mtdnn VERB --help` lists its options.
 """
 # Pipeline stages first, in the order data flows through them; then the tools around them.
 ORDER = (
     "fetch",
     "prepare",
     "tokenize",
+    "run",
     "train-mtl",
     "finetune",
     "evaluate",

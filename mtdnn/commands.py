@@ -1,10 +1,9 @@
-"""Verb implementations for the CLI. Each is a thin shell over a library function."""
+"""The verbs of the CLI: each declares its arguments and hands them to the module that does the
+work (training jobs: ``handrun`` builds the job spec, ``job`` runs it)."""
 
 from __future__ import annotations
 
 import logging
-import shutil
-from importlib import resources
 from pathlib import Path
 
 from mtdnn import paths
@@ -56,24 +55,12 @@ def _add_prepare(p) -> None:
     _add_prepare
 )
 def prepare(args) -> None:
-    from mtdnn.ingest.sources import declared_sources
-    from mtdnn.prepare import prepare_task
+    from mtdnn.prepare import prepare_in_project
 
     params = _params(args)
     task = get_task(_tasks(params), args.task)
-    data = params["data"] if params else {"glue_dir": None, "sources": {}}
-    where = f"{args.params}: data.sources"
-    overrides = declared_sources(task.name, data["sources"].get(task.name, {}), where)
-    glue = data["glue_dir"]
-    if args.glue_dir:  # a deliberate command-line path: may be relative and lie outside the project
-        if not Path(args.glue_dir).is_dir():
-            raise MtdnnError(
-                f"--glue-dir {args.glue_dir}: directory not found "
-                "(expected the GLUE layout, e.g. RTE/train.tsv)"
-            )
-        glue = str(Path(args.glue_dir).resolve())
     out = args.out or paths.canonical_dir(task.name)
-    manifest = prepare_task(task, out, glue, overrides, need_train=args.need_train)
+    manifest = prepare_in_project(task, params, args.params, args.glue_dir, out, args.need_train)
     rows = ", ".join(f"{s} {v['rows']}" for s, v in manifest["splits"].items())
     log.info("%s → %s: %s", task.name, out, rows)
 
@@ -118,12 +105,13 @@ def _add_tokenize(p) -> None:
     _add_tokenize
 )
 def tokenize(args) -> None:
+    from mtdnn.handrun import encoder_and_len
     from mtdnn.model.encoders import resolve_encoder
     from mtdnn.tokenize import tokenize_task
 
     params = _params(args)
     task = get_task(_tasks(params), args.task)
-    enc, max_len = _encoder_and_len(args, params, "tokenize")
+    enc, max_len = encoder_and_len(params, "tokenize", args.encoder, args.max_len)
     out = args.out or paths.tokenized_dir(enc, max_len, task.name)
     manifest = tokenize_task(
         task, args.canonical or paths.canonical_dir(task.name), out, resolve_encoder(enc), max_len
@@ -140,22 +128,15 @@ def _add_profile(p) -> None:
     _add_profile
 )
 def profile(args) -> None:
-    from mtdnn.fileio import atomic_path
+    from mtdnn.config import write_profile
 
-    src = resources.files("mtdnn") / "profiles" / f"{args.name}.yaml"
-    if not src.is_file():
-        names = sorted(
-            p.name.removesuffix(".yaml") for p in (resources.files("mtdnn") / "profiles").iterdir()
-        )
-        raise MtdnnError(f"unknown profile '{args.name}' (expected one of {', '.join(names)})")
-    with atomic_path(args.out) as tmp, resources.as_file(src) as f:
-        shutil.copyfile(f, tmp)
+    write_profile(args.name, args.out)
     log.info("params.yaml now holds the '%s' profile", args.name)
 
 
 CFG_HELP = (
     "knobs as a JSON object, applied key by key over the params file's stage "
-    """(e.g. '{"lr": 2e-5}'); the workflow passes the whole stage"""
+    """(e.g. '{"lr": 2e-5}')"""
 )
 THREADS_HELP = "torch threads (the workflow passes the job's threads)"
 
@@ -180,6 +161,16 @@ def tasks(args) -> None:
         print(f"{t.name:10s} {t.type.value:15s} {','.join(t.metrics):20s} {' '.join(t.splits)}")
 
 
+def _knob_args(p) -> None:
+    """What a hand-typed training verb may set over the params file (and its threads)."""
+    p.add_argument(
+        "--encoder", help="encoder alias or local model directory (default: params encoder)"
+    )
+    p.add_argument("--max-len", type=int, help="max wordpieces (default: params tokenize.max_len)")
+    p.add_argument("--cfg", help=CFG_HELP)
+    p.add_argument("--threads", type=int, help=THREADS_HELP)
+
+
 def _train_args(p, multi: bool) -> None:
     if multi:
         p.add_argument("--tasks", required=True, help="comma-separated task names")
@@ -200,14 +191,7 @@ def _train_args(p, multi: bool) -> None:
         )
     p.add_argument("--seed", type=int, required=True, help="seed for weights, batches and dropout")
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
-    p.add_argument(
-        "--encoder", help="encoder alias or local model directory (default: params encoder)"
-    )
-    p.add_argument("--max-len", type=int, help="max wordpieces (default: params tokenize.max_len)")
-    p.add_argument("--cfg", help=CFG_HELP)
-    p.add_argument(
-        "--threads", type=int, help="torch threads (the workflow passes the job's threads)"
-    )
+    _knob_args(p)
     p.add_argument("--stop-after", type=int, help=argparse_suppress())
     if multi:
         p.add_argument(
@@ -232,68 +216,45 @@ def _train_args(p, multi: bool) -> None:
     _params_arg(p)
 
 
-def _write_cells(args, targets: dict, params: dict | None) -> None:
-    """Evaluate the model just trained, in the same process (no second start-up and model load
-    per table cell): one cell JSON per task in ``targets`` ({task name: path}), each with its dev
-    predictions beside it (``evaluate_cell`` keeps them: the tables' paired bootstrap reads them)."""
-    from mtdnn.evaluate import evaluate_cell
-    from mtdnn.training.distributed import Dist
-
-    if not Dist.launched_as_main():  # under torchrun, rank 0 alone writes the cells
-        return
-    registry = _tasks(params)
-    cell = dict(_kv(c) for c in args.cell)
-    for name, path in targets.items():
-        evaluate_cell(args.out, get_task(registry, name), path, None, None, cell, registry=registry)
-
-
 def argparse_suppress() -> str:
     import argparse
 
     return argparse.SUPPRESS
 
 
-def _train_inputs(args, stage: str, task: str | None, init: str | None = None):
-    """(TrainConfig, encoder, max_len, params): the params file's stage knobs (with the task's
-    ``per_task`` block and, for the baseline, its exposure), then ``--cfg`` on top, key by key."""
-    from mtdnn.config import TrainConfig, merge_knobs, stage_config
+def _names(text: str | None) -> list[str]:
+    return [t for t in (text or "").split(",") if t]
+
+
+def _hand_job(args, stage: str, tasks: list[str], init: str | None, **where) -> None:
+    """A hand-typed training verb: its job spec, built as the workflow's are, then the job.
+    ``where``: ``out`` and ``cells`` (and adaptation's ``size`` and ``splits``)."""
+    from mtdnn.handrun import hand_spec
+    from mtdnn.job import run_job
 
     params = _params(args)
-    base = stage_config(params, stage, task, init) if params is not None else {}
-    knobs = merge_knobs(base, args.cfg, stage)
-    enc, max_len = _encoder_and_len(args, params, stage)
-    return TrainConfig.from_dict(knobs), enc, max_len, params
-
-
-# Without a params file (a model trained by hand outside a project): the bundled encoder at the
-# default profile's length. Written once, here.
-DEFAULT_ENCODER, DEFAULT_MAX_LEN = "minilm", 128
-
-
-def _encoder_and_len(args, params: dict | None, stage: str) -> tuple[str, int]:
-    """``--encoder``/``--max-len``, else the params file's (domain adaptation may use its own
-    ``adapt.encoder``), else the defaults above."""
-    if params is None:
-        return args.encoder or DEFAULT_ENCODER, args.max_len or DEFAULT_MAX_LEN
-    own = params["adapt"].get("encoder") if stage == "adapt" else None
-    return args.encoder or own or params["encoder"], args.max_len or params["tokenize"]["max_len"]
+    spec = hand_spec(
+        params,
+        stage,
+        tasks,
+        init=init,
+        init_dir=getattr(args, "init_from", None),
+        seed=args.seed,
+        typed=(args.encoder, args.max_len, args.cfg),
+        cell=dict(_kv(c) for c in getattr(args, "cell", [])),
+        **where,
+    )
+    run_job(spec, _tasks(params), getattr(args, "stop_after", None))
 
 
 @command("train-mtl", "multi-task training (Algorithm 1) of the shared encoder and all heads")(
     lambda p: _train_args(p, multi=True)
 )
 def train_mtl(args) -> None:
-    # Knobs first: bad ones fail in a second, before torch loads.
-    cfg, enc, max_len, params = _train_inputs(args, "mtl", None)
-    from mtdnn.train import train
-
-    specs = _tasks(params)
-    tasks = [get_task(specs, t) for t in args.tasks.split(",") if t]
-    if train(tasks, enc, max_len, cfg, args.seed, args.out, None, stop_after=args.stop_after):
-        if args.cells is not None:
-            names = args.eval_tasks.split(",") if args.eval_tasks else [t.name for t in tasks]
-            targets = {t: Path(args.cells.format(task=t)) for t in names if t}
-            _write_cells(args, targets, params)
+    tasks, pattern = _names(args.tasks), args.cells
+    named = _names(args.eval_tasks) or tasks
+    cells = {t: Path(pattern.replace("{task}", t)) for t in named} if pattern is not None else {}
+    _hand_job(args, "mtl", tasks, None, out=args.out, cells=cells)
 
 
 @command(
@@ -303,15 +264,33 @@ def finetune(args) -> None:
     if args.init_from is not None and args.baseline is not None:
         raise MtdnnError("--baseline: a baseline starts from the plain encoder, not from --init")
     init = "mtdnn" if args.init_from is not None else args.baseline or "base"
-    cfg, enc, max_len, params = _train_inputs(args, "finetune", args.task, init)
-    from mtdnn.train import train
+    cells = {args.task: args.cell_out} if args.cell_out is not None else {}
+    _hand_job(args, "finetune", [args.task], init, out=args.out, cells=cells)
 
-    task = get_task(_tasks(params), args.task)
-    done = train(
-        [task], enc, max_len, cfg, args.seed, args.out, args.init_from, stop_after=args.stop_after
+
+def _add_run(p) -> None:
+    p.add_argument(
+        "--spec",
+        required=True,
+        metavar="JSON",
+        help="the job spec as JSON (what the workflow's training rules pass): stage, tasks, "
+        "knobs and their key, data and output paths, cell coordinates",
     )
-    if done and args.cell_out is not None:
-        _write_cells(args, {task.name: args.cell_out}, params)
+    p.add_argument("--threads", type=int, help=THREADS_HELP)
+    _params_arg(p)
+
+
+@command(
+    "run",
+    "run one training job (multi-task, fine-tuning or adaptation) from its job spec; the "
+    "params file gives the task registry only",
+)(_add_run)
+def run(args) -> None:
+    from mtdnn.job import run_job
+    from mtdnn.jobspec import JobSpec
+
+    spec = JobSpec.from_json(args.spec)
+    run_job(spec, _tasks(_params(args)))
 
 
 def _add_evaluate(p) -> None:
@@ -334,7 +313,7 @@ def evaluate(args) -> None:
     from mtdnn.evaluate import evaluate_cell
 
     cell = dict(_kv(c) for c in args.cell)
-    splits = args.splits.split(",") if args.splits else None
+    splits = _names(args.splits) or None
     registry = _tasks(_params(args))
     task = get_task(registry, args.task)
     evaluate_cell(args.model, task, args.out, splits, args.predictions, cell, registry=registry)
@@ -437,12 +416,7 @@ def _add_adapt(p) -> None:
     p.add_argument("--seed", type=int, required=True, help="subsample and training seed")
     p.add_argument("--out", type=Path, required=True, help="cell JSON to write")
     p.add_argument("--splits", default="dev", help="comma-separated evaluation splits")
-    p.add_argument(
-        "--encoder", help="encoder alias or local model directory (default: params encoder)"
-    )
-    p.add_argument("--max-len", type=int, help="max wordpieces (default: params tokenize.max_len)")
-    p.add_argument("--cfg", help=CFG_HELP)
-    p.add_argument("--threads", type=int, help=THREADS_HELP)
+    _knob_args(p)
     p.add_argument("--keep-model", type=Path, help="also keep the adapted model here")
     _params_arg(p)
 
@@ -451,22 +425,9 @@ def _add_adapt(p) -> None:
     _add_adapt
 )
 def adapt(args) -> None:
-    from mtdnn.adapt import adapt_cell
-
-    cfg, enc, max_len, params = _train_inputs(args, "adapt", None)
-    task = get_task(_tasks(params), args.task)
-    adapt_cell(
-        task,
-        size=args.size,
-        init=args.init_from,
-        seed=args.seed,
-        cfg=cfg,
-        encoder=enc,
-        max_len=max_len,
-        out=args.out,
-        splits=args.splits.split(","),
-        keep_model=args.keep_model,
-    )
+    init = "mtdnn" if args.init_from is not None else "base"
+    where = {"out": args.keep_model, "cells": {args.task: args.out}}
+    _hand_job(args, "adapt", [args.task], init, size=args.size, splits=_names(args.splits), **where)
 
 
 def _add_subsample(p) -> None:
@@ -482,18 +443,11 @@ def _add_subsample(p) -> None:
     _add_subsample
 )
 def subsample_cmd(args) -> None:
-    import pandas as pd
-
-    from mtdnn.adapt import draw_rows
-    from mtdnn.fileio import atomic_path
+    from mtdnn.adapt import write_subsample
 
     task = get_task(_tasks(_params(args)), args.task)
-    frame = pd.read_parquet(
-        (args.canonical or paths.canonical_dir(task.name)) / f"{task.train_split}.parquet"
-    )
-    rows = draw_rows(task, frame["label"].to_numpy(), args.size, args.seed)
-    with atomic_path(args.out) as tmp:
-        frame.iloc[rows][["uid", "label"]].to_csv(tmp, sep="\t", index=False)
+    canonical = args.canonical or paths.canonical_dir(task.name)
+    write_subsample(task, canonical, args.size, args.seed, args.out)
 
 
 def _add_export(p) -> None:
@@ -534,20 +488,12 @@ def _add_predict(p) -> None:
 
 @command("predict", "raw sentences or pairs in, labels or scores out")(_add_predict)
 def predict_cmd(args) -> None:
-    import sys
-
-    from mtdnn.fileio import atomic_path
-    from mtdnn.predict import predict, read_inputs
+    from mtdnn.predict import predict, read_inputs, write_tsv
 
     if args.input is None and not args.text_a:
         raise MtdnnError("predict: give --input FILE or at least one --text-a")
     inputs = read_inputs(args.input, args.text_a, args.text_b)
-    frame = predict(args.model, args.task, inputs, _tasks(_params(args)))
-    if args.out is None:
-        frame.to_csv(sys.stdout, sep="\t", index=False)
-        return
-    with atomic_path(args.out) as tmp:
-        frame.to_csv(tmp, sep="\t", index=False)
+    write_tsv(predict(args.model, args.task, inputs, _tasks(_params(args))), args.out)
 
 
 def _add_submit(p) -> None:

@@ -6,8 +6,9 @@ Snakemake and DVC see.
 
 from __future__ import annotations
 
-import json
+import shutil
 from dataclasses import dataclass, fields, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import jsonschema
 import yaml
 
 from mtdnn.errors import MtdnnError
+from mtdnn.fileio import atomic_path, json_object
 from mtdnn.ingest.sources import expand_path
 from mtdnn.model.encoders import ALIASES
 from mtdnn.tasks import DuplicateKeyError, TaskSpec, UniqueKeyLoader, load_tasks
@@ -101,6 +103,17 @@ def _check_names(params: dict, source: str) -> None:
 
 def load_params(path: str | Path = PARAMS) -> dict:
     return validate(read_yaml(path), str(path))
+
+
+def write_profile(name: str, out: str | Path = PARAMS) -> None:
+    """Switch the active profile: ``out`` becomes a copy of the shipped profile ``name``."""
+    shipped = resources.files("mtdnn") / "profiles"
+    src = shipped / f"{name}.yaml"
+    if not src.is_file():
+        names = sorted(p.name.removesuffix(".yaml") for p in shipped.iterdir())
+        raise MtdnnError(f"unknown profile '{name}' (expected one of {', '.join(names)})")
+    with atomic_path(out) as tmp, resources.as_file(src) as f:
+        shutil.copyfile(f, tmp)
 
 
 @dataclass(frozen=True)
@@ -258,26 +271,24 @@ def knob_schema(stage: str) -> dict:
 
 def parse_cfg(text: str) -> dict:
     """``--cfg`` JSON: an object of knob overrides."""
-    try:
-        knobs = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise MtdnnError(f"--cfg: invalid JSON ({e.msg} at column {e.colno})") from None
-    if not isinstance(knobs, dict):
-        raise MtdnnError(f"--cfg: expected a JSON object of knobs, got {type(knobs).__name__}")
-    return knobs
+    return json_object(text, "--cfg", "a JSON object of knobs")
 
 
 def merge_knobs(base: dict, cfg: str | None, stage: str) -> dict:
     """The stage's knobs from params, overridden key by key by ``--cfg``, validated as a whole.
 
-    The workflow passes the complete stage as ``--cfg``, so there the result equals ``--cfg``.
+    Hand-typed runs only: the workflow passes a job spec, whose knobs are complete.
     """
-    knobs = base | (parse_cfg(cfg) if cfg is not None else {})
+    return check_knobs(base | (parse_cfg(cfg) if cfg is not None else {}), stage, "--cfg")
+
+
+def check_knobs(knobs: dict, stage: str, where: str) -> dict:
+    """``knobs`` validated against the stage's knob schema; a bad one is one line naming it."""
     validator = jsonschema.Draft202012Validator(knob_schema(stage))
     error = jsonschema.exceptions.best_match(validator.iter_errors(knobs))
     if error is not None:
         key, message = explain(error)
-        raise MtdnnError(f"--cfg: {stage}.{key}: {message}")
+        raise MtdnnError(f"{where}: {stage}.{key}: {message}")
     return knobs
 
 

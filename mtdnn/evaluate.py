@@ -28,8 +28,11 @@ def evaluate_cell(
     cell: dict,
     batch_size: int = 256,
     registry: dict[str, TaskSpec] | None = None,
+    tok_dir: Path | None = None,
 ) -> dict:
     """``registry`` must hold every task the model has a head for (params' custom tasks too).
+    ``tok_dir``: the task's tokenized data (a job spec names it; by hand, found from the model's
+    encoder and length).
 
     Each scored split's predictions are kept beside the cell (``cellpreds``), written before the
     cell itself: a cell that exists always has its predictions, for the paired bootstrap."""
@@ -39,7 +42,7 @@ def evaluate_cell(
     device = pick_device()
     dtype = resolve_dtype(cfg["train_config"].get("precision", "auto"), device)
     model.to(device)
-    tok_dir = paths.tokenized_dir(cfg["encoder"], cfg["max_len"], task.name)
+    tok_dir = tok_dir or paths.tokenized_dir(cfg["encoder"], cfg["max_len"], task.name)
     results, kept = {}, {}
     for split in splits or list(task.dev_splits):
         data = _capped(load_task_data(task, tok_dir, split), cfg["train_config"])

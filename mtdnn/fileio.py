@@ -102,6 +102,17 @@ def write_json(dest: str | os.PathLike, obj: Any) -> None:
     write_text(dest, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def json_object(text: str, where: str, what: str = "a JSON object") -> dict:
+    """``text`` parsed as one JSON object; anything else is one line naming ``where``."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise MtdnnError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(obj, dict):
+        raise MtdnnError(f"{where}: expected {what}, got {type(obj).__name__}")
+    return obj
+
+
 def read_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -16,6 +16,8 @@ from mtdnn import paths
 from mtdnn.config import BASELINES, stage_config, task_specs
 from mtdnn.errors import MtdnnError
 from mtdnn.ingest.sources import expand_path, train_missing
+from mtdnn.jobspec import knob_key
+from mtdnn.subsample import size_label
 from mtdnn.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -130,15 +132,9 @@ class Grid:
         upstream: str | None,
         encoder: str | None = None,
     ) -> str:
-        doc = {
-            "knobs": stage_config(self.params, stage, task, init),
-            "encoder": encoder or self.encoder,
-            "max_len": self.max_len,
-            "upstream": upstream,
-        }
-        if stage == "mtl":
-            doc["tasks"] = self.mtl_tasks
-        return paths.knob_key(doc)
+        knobs = stage_config(self.params, stage, task, init)
+        tasks = self.mtl_tasks if stage == "mtl" else []
+        return knob_key(stage, knobs, encoder or self.encoder, self.max_len, upstream, tasks)
 
     @cached_property
     def mtl_key(self) -> str:
@@ -154,32 +150,12 @@ class Grid:
         return self._key("finetune", task, init, self.mtl_key if init == "mtdnn" else None)
 
     def adapt_key(self, init: str) -> str:
-        mtl = self.mtl_key_for(self.adapt_encoder)
-        upstream = f"{mtl}/seed{self.adapt_mtl_seed}" if init == "mtdnn" else None
-        return self._key("adapt", None, None, upstream, self.adapt_encoder)
+        return self._key("adapt", None, None, self.adapt_upstream(init), self.adapt_encoder)
 
-    def knobs(
-        self,
-        stage: str,
-        key: str,
-        task: str | None = None,
-        init: str | None = None,
-        enc: str | None = None,
-    ) -> str:
-        """The stage's knobs as JSON for a job whose path holds ``key``; a path made under other
-        knobs (a stale target asked for by hand) is refused rather than rebuilt with these.
-        ``enc``: the multi-task job's encoder wildcard (GLUE's encoder or adapt.encoder)."""
-        expected = {
-            "mtl": lambda: self.mtl_key_for(self.encoder_of(enc) if enc else self.encoder),
-            "finetune": lambda: self.finetune_key(task, init),
-            "adapt": lambda: self.adapt_key(init),
-        }[stage]()
-        if key != expected:
-            raise MtdnnError(
-                f"{stage} target with knob key {key}: the current params.yaml gives {expected} "
-                "(ask for the table, which names the current cells)"
-            )
-        return self.stage_json(stage, task, init)
+    def adapt_upstream(self, init: str) -> str | None:
+        """What an adaptation key hashes as its init: the MT-DNN model's key and seed."""
+        mtl = self.mtl_key_for(self.adapt_encoder)
+        return f"{mtl}/seed{self.adapt_mtl_seed}" if init == "mtdnn" else None
 
     def mtl_model(self, seed: int | str, encoder: str | None = None) -> str:
         encoder = encoder or self.encoder
@@ -231,15 +207,9 @@ class Grid:
     def adapt_datasets(self) -> list[str]:
         return self._available(self.adapt["datasets"])
 
-    def size_label(self, size: float | int) -> str:
-        """'n549' for an absolute count, 'p0.01' for a fraction of the pool."""
-        return f"p{size:g}" if isinstance(size, float) or size == 1 else f"n{size}"
-
     def adapt_cells(self) -> list[str]:
         return [
-            paths.adapt_cell(
-                init, self.adapt_enc, d, self.size_label(s), self.adapt_key(init), seed
-            )
+            paths.adapt_cell(init, self.adapt_enc, d, size_label(s), self.adapt_key(init), seed)
             for d in self.adapt_datasets
             for s in self.adapt["sizes"]
             for seed in self.adapt["seeds"]

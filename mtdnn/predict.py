@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 import torch
 
 from mtdnn.errors import MtdnnError
+from mtdnn.fileio import atomic_path
 from mtdnn.model.build import load_model
 from mtdnn.model.inference import decode, infer, prediction_frame
 from mtdnn.runtime.batching import TaskData
@@ -30,6 +32,15 @@ def read_inputs(path: Path | None, text_a: list[str], text_b: list[str]) -> pd.D
     if "text_a" not in frame.columns:
         raise MtdnnError(f"{path}:1: missing column 'text_a' (header has {list(frame.columns)})")
     return frame
+
+
+def write_tsv(frame: pd.DataFrame, out: Path | None) -> None:
+    """The predictions as TSV: to ``out``, or to stdout when None."""
+    if out is None:
+        frame.to_csv(sys.stdout, sep="\t", index=False)
+        return
+    with atomic_path(out) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False)
 
 
 def predict(

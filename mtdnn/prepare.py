@@ -11,7 +11,14 @@ from mtdnn.errors import MtdnnError
 from mtdnn.fileio import atomic_dir, read_json, sha256_file, sha256_json, write_json
 from mtdnn.ingest.canonical import check_ranking_groups, read_file_records, to_canonical
 from mtdnn.ingest.hub import load_hub_split
-from mtdnn.ingest.sources import SplitOrigin, check_hub, glue_dir, hub_problem, resolve_split
+from mtdnn.ingest.sources import (
+    SplitOrigin,
+    check_hub,
+    declared_sources,
+    glue_dir,
+    hub_problem,
+    resolve_split,
+)
 from mtdnn.tasks import FileSource, TaskSpec
 
 log = logging.getLogger(__name__)
@@ -146,3 +153,29 @@ def prepare_task(
         }
         write_json(tmp / MANIFEST, manifest)
     return manifest
+
+
+def prepare_in_project(
+    task: TaskSpec,
+    params: dict | None,
+    where: str,
+    glue_arg: str | None,
+    out: Path,
+    need_train: bool = False,
+) -> dict:
+    """:func:`prepare_task` with a project's sources: the task's ``data.sources`` block and the
+    GLUE copy of ``params`` (``where``: the params file, for messages), unless ``glue_arg``, a
+    deliberate command-line path, says otherwise (it may be relative and lie outside the project)."""
+    data = params["data"] if params else {"glue_dir": None, "sources": {}}
+    overrides = declared_sources(
+        task.name, data["sources"].get(task.name, {}), f"{where}: data.sources"
+    )
+    glue = data["glue_dir"]
+    if glue_arg:
+        if not Path(glue_arg).is_dir():
+            raise MtdnnError(
+                f"--glue-dir {glue_arg}: directory not found "
+                "(expected the GLUE layout, e.g. RTE/train.tsv)"
+            )
+        glue = str(Path(glue_arg).resolve())
+    return prepare_task(task, out, glue, overrides, need_train=need_train)

@@ -35,6 +35,11 @@ def resolve_size(size: float | int, pool: int) -> int:
     return int(size)
 
 
+def size_label(size: float | int) -> str:
+    """'n549' for an absolute count, 'p0.01' for a fraction of the pool (``parse_size`` reads it)."""
+    return f"p{size:g}" if isinstance(size, float) or size == 1 else f"n{size}"
+
+
 def parse_size(label: str) -> float | int:
     """'n549' → 549, 'p0.001' → 0.001 (the workflow's wildcard form)."""
     try:

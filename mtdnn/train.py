@@ -90,15 +90,20 @@ def build_run(
     init: Path | None = None,
     *,
     train_rows: dict[str, np.ndarray] | None = None,
+    data: dict[str, Path] | None = None,
 ) -> Run:
-    """``init`` None: the plain pre-trained encoder (the baseline); else an MT-DNN checkpoint."""
+    """``init`` None: the plain pre-trained encoder (the baseline); else an MT-DNN checkpoint.
+    ``data``: each task's tokenized directory (a job spec names them; else the usual place)."""
     if init is not None:
         check_encoder(init, encoder)  # before any data is read: fail fast on a mismatched start
     torch.manual_seed(seed)  # head initialisation and dropout stream
     device = pick_device()
     dist = Dist.from_env(device)
     enc_path = resolve_encoder(encoder)
-    tok_dirs = {t.name: paths.tokenized_dir(encoder, max_len, t.name) for t in tasks}
+    data = data or {}
+    tok_dirs = {
+        t.name: data.get(t.name) or paths.tokenized_dir(encoder, max_len, t.name) for t in tasks
+    }
     loaded = {
         t.name: load_train(t, tok_dirs[t.name], cfg, (train_rows or {}).get(t.name)) for t in tasks
     }
@@ -181,10 +186,11 @@ def train(
     *,
     train_rows: dict[str, np.ndarray] | None = None,
     stop_after: int | None = None,
+    data: dict[str, Path] | None = None,
 ) -> dict | None:
     """:func:`build_run` then ``fit``; the summary, or None when ``stop_after`` steps interrupted
     the run (tests). A distributed run ends its process group here, after the last barrier."""
-    run = build_run(tasks, encoder, max_len, cfg, seed, out, init, train_rows=train_rows)
+    run = build_run(tasks, encoder, max_len, cfg, seed, out, init, train_rows=train_rows, data=data)
     sizes = {t: len(d) for t, d in run.train.items()}
     log.info(
         "training %s on %s (device %s, %s, rank %d of %d)",

@@ -14,10 +14,12 @@ from helpers import REPO, one_line_error
 from tiny_runs import tiny_encoder
 
 from mtdnn.cli import build_parser
-from mtdnn.commands import _train_inputs
 from mtdnn.config import TrainConfig, stage_config
 from mtdnn.grid import Grid
+from mtdnn.job import spec_config
+from mtdnn.jobspec import JobSpec
 from mtdnn.paths import tokenized_dir
+from mtdnn.rulespecs import rule_spec
 
 PIPELINE = ["prepare", "tokenize", "train-mtl", "finetune", "evaluate", "report"]
 
@@ -60,18 +62,29 @@ def test_every_option_of_every_verb_has_help():
     assert missing == []
 
 
-def _finetune_args(params: Path, cfg: str | None) -> argparse.Namespace:
+def hand_spec_of(argv: list[str], monkeypatch) -> JobSpec:
+    """The job spec a hand-typed verb builds (the job itself is not run)."""
+    from mtdnn import job
+    from mtdnn.cli import main
+
+    specs = []
+    monkeypatch.setattr(job, "run_job", lambda spec, registry, stop_after=None: specs.append(spec))
+    assert main(argv) == 0
+    return specs[0]
+
+
+def _finetune_argv(params: Path, cfg: str | None) -> list[str]:
     argv = ["finetune", "--task", "rte", "--seed", "1", "--out", "m", "--params", str(params)]
-    return build_parser().parse_args(argv + (["--cfg", cfg] if cfg is not None else []))
+    return argv + (["--cfg", cfg] if cfg is not None else [])
 
 
-def test_cfg_overrides_the_profile_key_by_key(tmp_path):
+def test_cfg_overrides_the_profile_key_by_key(tmp_path, monkeypatch):
     """The README's `--cfg '{"lr": 2e-5}'` changes lr and keeps every other knob of the profile
     (caps, epochs, and the task's own per_task block)."""
     params = smoke_params(
         tmp_path, lambda p: p["finetune"].update(per_task={"rte": {"dropout": 0.2, "lr": 1e-4}})
     )
-    cfg, *_ = _train_inputs(_finetune_args(params, '{"lr": 2e-5}'), "finetune", "rte")
+    cfg = spec_config(hand_spec_of(_finetune_argv(params, '{"lr": 2e-5}'), monkeypatch))
     doc = yaml.safe_load(params.read_text())
     profile = doc["finetune"]
     assert cfg.lr == 2e-5
@@ -81,17 +94,25 @@ def test_cfg_overrides_the_profile_key_by_key(tmp_path):
     assert cfg != TrainConfig(lr=2e-5)  # not the bare defaults plus lr
 
 
-def test_cfg_from_the_workflow_means_what_params_say(tmp_path):
-    """Snakemake passes the whole stage as --cfg: the trainer gets exactly the params' knobs."""
+def test_the_workflow_and_a_hand_run_build_the_same_spec(tmp_path, monkeypatch):
+    """One code path: the rule's spec for a baseline cell and `mtdnn finetune` typed with that
+    cell's paths are the same record, and the trainer gets exactly the params' knobs."""
     params = smoke_params(tmp_path, lambda p: p["finetune"].update(per_task={"rte": {"lr": 1e-4}}))
+    from mtdnn import paths
     from mtdnn.config import load_params
 
     loaded = load_params(params)
-    rule_json = Grid(loaded).stage_json("finetune", "rte")
-    via_rule, *_ = _train_inputs(_finetune_args(params, rule_json), "finetune", "rte")
-    by_hand, *_ = _train_inputs(_finetune_args(params, None), "finetune", "rte")
-    assert via_rule == by_hand == TrainConfig.from_dict(stage_config(loaded, "finetune", "rte"))
-    assert via_rule.lr == 1e-4
+    grid = Grid(loaded)
+    key = grid.finetune_key("rte", "base")
+    wc = argparse.Namespace(init="base", enc="minilm", task="rte", key=key, seed="1")
+    via_rule = JobSpec.from_json(rule_spec(grid, "finetune", wc))
+    argv = ["finetune", "--task", "rte", "--seed", "1", "--params", str(params),
+            "--out", paths.finetune_dir("base", "minilm", "rte", key, 1),
+            "--cell-out", paths.glue_cell("base", "minilm", "rte", key, 1)]  # fmt: skip
+    by_hand = hand_spec_of(argv, monkeypatch)
+    assert via_rule == by_hand
+    want = TrainConfig.from_dict(stage_config(loaded, "finetune", "rte", "base"))
+    assert spec_config(via_rule) == want and want.lr == 1e-4
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,8 @@ import hashlib
 import itertools
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -20,7 +22,8 @@ from helpers import REPO, job_stats
 from mtdnn.config import read_yaml, validate
 from mtdnn.errors import MtdnnError
 from mtdnn.grid import Grid
-from mtdnn.subsample import resolve_size, subsample
+from mtdnn.jobspec import JobSpec
+from mtdnn.subsample import parse_size, resolve_size, size_label, subsample
 
 PROFILES = REPO / "mtdnn" / "profiles"
 MODELS = ("base", "equal", "mtl", "mtdnn")
@@ -159,10 +162,9 @@ def test_default_profile_has_every_task_from_the_hub(monkeypatch, hub_online) ->
 
 
 def test_size_labels() -> None:
-    grid = Grid(load_profile("smoke"))
-    assert grid.size_label(549) == "n549"
-    assert grid.size_label(0.001) == "p0.001"
-    assert grid.size_label(1) == "p1"  # 1 means the whole pool, not one example
+    assert size_label(549) == "n549" and parse_size("n549") == 549
+    assert size_label(0.001) == "p0.001" and parse_size("p0.001") == 0.001
+    assert size_label(1) == "p1"  # 1 means the whole pool, not one example
 
 
 def test_dry_run_owes_the_whole_default_grid(glue_dir, derived_dir, tmp_path) -> None:
@@ -173,7 +175,7 @@ def test_dry_run_owes_the_whole_default_grid(glue_dir, derived_dir, tmp_path) ->
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     proc = subprocess.run(
-        ["snakemake", "-n"],
+        ["snakemake", "-n", "-p"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -200,8 +202,31 @@ def test_dry_run_owes_the_whole_default_grid(glue_dir, derived_dir, tmp_path) ->
     }
     # QNLI is left out by the profile's opt-in, said once, and named in the table's footnote.
     text = proc.stderr + proc.stdout
+    stats = job_stats(text)
+    assert specs_name_the_declared_paths(text) == sum(stats[r] for r in TRAINING_RULES)
     assert text.count("notice: task qnli left out (data.optional_tasks)") == 1
     assert "--skipped 'qnli'" in text
+
+
+TRAINING_RULES = ("train_mtl", "finetune", "adapt")
+
+
+def specs_name_the_declared_paths(plan: str) -> int:
+    """Every training job of a `snakemake -n -p` plan passes a spec naming only the paths its rule
+    declares: its data and init are the job's inputs, its model and cells among its outputs.
+    The number of jobs checked."""
+    checked = 0
+    for block in plan.split("\nrule ")[1:]:
+        fields = dict(re.findall(r"^ {4}(\w+): (.*)$", block, re.M))
+        if block.split(":", 1)[0] not in TRAINING_RULES:
+            continue
+        shell = next(x for x in block.splitlines() if x.startswith("Shell command:"))
+        spec = JobSpec.from_json(shlex.split(shell.split(" run --spec ", 1)[1])[0])
+        inputs = set(spec.data.values()) | ({spec.init_dir} - {None})
+        assert inputs == set(fields["input"].split(", ")), block
+        assert set(spec.cells.values()) | ({spec.out} - {None}) <= set(fields["output"].split(", "))
+        checked += 1
+    return checked
 
 
 def test_a_named_task_without_data_is_an_error(monkeypatch) -> None:

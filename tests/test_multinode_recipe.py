@@ -91,8 +91,9 @@ def test_multinode_batch_script_trains_what_train_mtl_declares(tmp_path, glue_di
     assert calls.exists(), "srun was never called: the job ran without the script's launcher"
     (launched,) = calls.read_text().splitlines()
     assert launched.startswith("torchrun --nnodes 1 --nproc-per-node 1 "), launched
-    assert " --rdzv-backend c10d " in launched and " -m mtdnn train-mtl --tasks rte " in launched
-    assert " --cells " in launched, launched
+    assert " --rdzv-backend c10d " in launched and " -m mtdnn run --spec " in launched
+    assert '"stage":"mtl"' in launched and '"tasks":["rte"]' in launched, launched
+    assert '"cells":{"rte":"results/cells/glue/mtl/' in launched, launched
     models = list((cwd / "models" / "mtl").glob("*/*/seed1"))
     cells = list((cwd / "results" / "cells" / "glue" / "mtl").rglob("seed1.json"))
     assert len(models) == 1 and len(cells) == 1, (models, cells)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 
 from mtdnn.errors import MtdnnError
+from mtdnn.fileio import json_object
 from mtdnn.tasks import FileSource
 
 Row = tuple[int, list[str] | dict]  # (1-based line number, fields)
@@ -68,13 +68,7 @@ def iter_jsonl(path: Path) -> Iterator[Row]:
     for i, line in enumerate(_lines(text), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise MtdnnError(f"{path}:{i}: invalid JSON ({e.msg})") from None
-        if not isinstance(obj, dict):
-            raise MtdnnError(f"{path}:{i}: expected a JSON object per line")
-        yield i, obj
+        yield i, json_object(line, f"{path}:{i}", "a JSON object per line")
 
 
 def column_index(path: Path, header: list[str] | None, col: str | int, name: str) -> int:

@@ -27,14 +27,8 @@ rule adapt:
         shell_exec=lambda wc: gpu_shell(gpus("adapt")),
         mem_mb=train_mem_mb,
         runtime=train_runtime,
+    # The job as one JSON record (knobs, key, paths, subsample, splits): see train_mtl.
     params:
-        cfg=lambda wc: GRID.knobs("adapt", wc.key, init=wc.init),
-        encoder=GRID.adapt_encoder,
-        splits=",".join(config["adapt"].get("eval_splits", ["dev"])),
-        max_len=lookup(dpath="tokenize/max_len", within=config),
-        init_arg=lambda wc, input: f"--init {input.init}" if wc.init == "mtdnn" else "",
+        spec=lambda wc: rule_spec(GRID, "adapt", wc),
     shell:
-        "mtdnn adapt --task {wildcards.task} --size {wildcards.size} {params.init_arg} "
-        "--encoder {params.encoder} --max-len {params.max_len} --seed {wildcards.seed} "
-        "--cfg {params.cfg:q} --splits {params.splits} --threads {threads} --out {output.cell} "
-        "> {log} 2>&1"
+        "mtdnn run --spec {params.spec:q} --threads {threads} > {log} 2>&1"

@@ -9,6 +9,7 @@ from mtdnn.cellpreds import predictions_path
 from mtdnn.config import BASELINES, load_params
 from mtdnn.errors import MtdnnError
 from mtdnn.grid import Grid
+from mtdnn.rulespecs import rule_spec
 
 # Re-read with mtdnn's loader: it validates, and it reads DVC's "5e-05" as the float it is (YAML 1.1,
 # which Snakemake's reader follows, would make it a string). Every task the profile names is

@@ -26,14 +26,8 @@ rule finetune:
         shell_exec=lambda wc: gpu_shell(gpus("finetune")),
         mem_mb=train_mem_mb,
         runtime=train_runtime,
+    # The job as one JSON record (knobs, key, paths, cell coordinates): see train_mtl.
     params:
-        cfg=lambda wc: GRID.knobs("finetune", wc.key, wc.task, wc.init),
-        encoder=GRID.encoder,
-        max_len=lookup(dpath="tokenize/max_len", within=config),
-        init_arg=lambda wc, input: f"--init {input.init}" if wc.init == "mtdnn" else "",
+        spec=lambda wc: rule_spec(GRID, "finetune", wc),
     shell:
-        "mtdnn finetune --task {wildcards.task} {params.init_arg} --encoder {params.encoder} "
-        "--max-len {params.max_len} --seed {wildcards.seed} --cfg {params.cfg:q} "
-        "--threads {threads} --out {output.model} --cell-out {output.cell} --cell table=glue "
-        "--cell model={wildcards.init} --cell seed={wildcards.seed} --cell encoder={wildcards.enc} "
-        "> {log} 2>&1"
+        "mtdnn run --spec {params.spec:q} --threads {threads} > {log} 2>&1"

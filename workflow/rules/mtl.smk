@@ -32,17 +32,10 @@ rule train_mtl:
         # sbatch --nodes=1: torchrun --standalone cannot span an allocation spread over two nodes.
         nodes=1,
         launcher=mtl_launcher(),
+    # The whole job (knobs, key, data, outputs, cell coordinates) as one JSON record, inline: a
+    # params entry, so that a knob change reruns the job (mtdnn/rulespecs.py says why it is
+    # built from the wildcards alone).
     params:
-        tasks=",".join(GRID.mtl_tasks),
-        eval_tasks=",".join(GRID.mtl_cell_tasks),
-        cfg=lambda wc: GRID.knobs("mtl", wc.key, enc=wc.enc),
-        # GLUE's encoder, or adapt.encoder for the MT-DNN init of domain adaptation
-        encoder=lambda wc: GRID.encoder_of(wc.enc),
-        cells=lambda wc: paths.glue_cell("mtl", wc.enc, "{task}", wc.key, wc.seed),
-        max_len=lookup(dpath="tokenize/max_len", within=config),
+        spec=lambda wc: rule_spec(GRID, "mtl", wc),
     shell:
-        "{resources.launcher} train-mtl --tasks {params.tasks} --encoder {params.encoder} "
-        "--max-len {params.max_len} --seed {wildcards.seed} --cfg {params.cfg:q} "
-        "--threads {threads} --out {output.model} --cells {params.cells} "
-        "--eval-tasks {params.eval_tasks} --cell table=glue --cell model=mtl "
-        "--cell seed={wildcards.seed} --cell encoder={wildcards.enc} > {log} 2>&1"
+        "{resources.launcher} run --spec {params.spec:q} --threads {threads} > {log} 2>&1"
