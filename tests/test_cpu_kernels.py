@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 from scipy.stats import binomtest
+from tiny_runs import tiny_bert_config
 from transformers import BertConfig, BertModel
 
 from mtdnn.model.attention import NAME, score_bias, use_cpu_attention
@@ -27,17 +28,7 @@ torch.set_num_threads(1)
 
 def tiny_bert(seed: int = 0, dropout: float = 0.1) -> BertModel:
     torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-    )
-    return BertModel(config)
+    return BertModel(tiny_bert_config(dropout, vocab_size=100, heads=4))
 
 
 def padded_batch():

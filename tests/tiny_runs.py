@@ -38,22 +38,28 @@ TINY = TrainConfig(
 )
 
 
-def tiny_encoder(dest: Path, dropout: float = 0.1) -> Path:
-    """A random 2-layer BERT with the real MiniLM tokenizer: fast, and tokenizes like the real one."""
-    from transformers import BertConfig, BertModel
+def tiny_bert_config(dropout: float = 0.1, vocab_size: int = 30522, heads: int = 2):
+    """A 2-layer BERT of width 32: a model that runs in milliseconds."""
+    from transformers import BertConfig
 
-    config = BertConfig(
-        vocab_size=30522,
+    return BertConfig(
+        vocab_size=vocab_size,
         hidden_size=32,
         num_hidden_layers=2,
-        num_attention_heads=2,
+        num_attention_heads=heads,
         intermediate_size=64,
         max_position_embeddings=128,
         hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
     )
+
+
+def tiny_encoder(dest: Path, dropout: float = 0.1) -> Path:
+    """A random 2-layer BERT with the real MiniLM tokenizer: fast, and tokenizes like the real one."""
+    from transformers import BertModel
+
     torch.manual_seed(0)
-    BertModel(config).save_pretrained(dest)
+    BertModel(tiny_bert_config(dropout)).save_pretrained(dest)
     src = Path(resolve_encoder("minilm"))
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         shutil.copy(src / name, dest / name)
