@@ -1,11 +1,8 @@
-"""CPU training's cheap dropout masks and attention (mtdnn.model.dropout, mtdnn.model.attention)
-and the malloc settings (mtdnn.runtime.allocator): same math as transformers' own attention, the
-advertised drop rate, masked gradients, torch's RNG stream, and checkpoints unchanged."""
+"""CPU training's cheap dropout masks and attention (mtdnn.model.dropout, mtdnn.model.attention):
+the same math as transformers' own attention, the advertised drop rate, masked gradients, torch's
+RNG stream, and checkpoints unchanged."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -21,7 +18,6 @@ from mtdnn.model.dropout import (
     effective_rate,
     use_cheap_dropout,
 )
-from mtdnn.runtime.allocator import user_tuned
 
 torch.set_num_threads(1)
 
@@ -143,20 +139,3 @@ def test_an_encoder_without_the_attention_interface_is_left_alone():
         config = BertConfig()
 
     assert not use_cpu_attention(Plain())
-
-
-def test_user_allocator_settings_are_respected():
-    assert user_tuned({}) is None
-    assert user_tuned({"MALLOC_ARENA_MAX": "2"}) == "MALLOC_ARENA_MAX"
-    assert user_tuned({"LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"}) == "LD_PRELOAD"
-    assert user_tuned({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"}) == "GLIBC_TUNABLES"
-
-
-def test_freed_memory_is_kept_on_glibc():
-    code = "from mtdnn.runtime.allocator import keep_freed_memory; print(keep_freed_memory())"
-    env = {"PATH": "/usr/bin:/bin"}
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert run.stdout.strip() == ("True" if sys.platform == "linux" else "False"), run.stderr
-    env["MALLOC_TRIM_THRESHOLD_"] = "0"
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert run.stdout.strip() == "False", run.stderr

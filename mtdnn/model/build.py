@@ -15,7 +15,6 @@ from mtdnn.model.attention import use_cpu_attention
 from mtdnn.model.checkpoint import CONFIG, WEIGHTS, load_weights, read_config
 from mtdnn.model.dropout import use_cheap_dropout
 from mtdnn.model.network import MTDNN
-from mtdnn.runtime.allocator import keep_freed_memory
 from mtdnn.tasks import HeadKind, TaskSpec, TaskType
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,6 @@ def _pairwise(task: TaskSpec) -> bool:
 
 def _build(encoder, tasks: list[TaskSpec], opts: dict) -> MTDNN:
     kinds = {k: HeadKind(v) for k, v in opts["head_kinds"].items()}
-    keep_freed_memory()  # before the model's first buffers (mtdnn.runtime.allocator)
     model = MTDNN(
         encoder,
         tasks,
