@@ -99,7 +99,9 @@ def sample_child(proc: subprocess.Popen, samples: list, stop: threading.Event):
 
 def measure(grid, max_train: int | None, threads: int, env: dict[str, str]) -> dict:
     """Run train-mtl in a child and return its peak RSS and the sampled timeline."""
-    cfg = json.loads(grid.stage_json("mtl"))
+    from mtdnn.config import stage_config
+
+    cfg = stage_config(grid.params, "mtl")
     if max_train is not None:
         cfg["max_train_examples"] = max_train
     out = Path(f"models/mtl-{max_train}")

@@ -82,9 +82,8 @@ def adapt_cell(
             data={task.name: tok_dir},
         )
         cell = spec.cell | {"n": len(rows)}
-        splits = list(spec.splits) if spec.splits else None
         return evaluate_cell(
-            model_dir, task, out, splits, None, cell, registry=registry, tok_dir=tok_dir
+            model_dir, task, out, spec.eval_splits, None, cell, registry=registry, tok_dir=tok_dir
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

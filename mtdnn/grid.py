@@ -6,7 +6,6 @@ check it without running Snakemake.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -194,9 +193,6 @@ class Grid:
 
     def _cell_key(self, model: str, task: str) -> str:
         return self.mtl_key if model == "mtl" else self.finetune_key(task, model)
-
-    def stage_json(self, stage: str, task: str | None = None, init: str | None = None) -> str:
-        return json.dumps(stage_config(self.params, stage, task, init), sort_keys=True)
 
     # Domain adaptation -----------------------------------------------------------------------
     @property

@@ -60,10 +60,16 @@ def write_cells(spec: JobSpec, registry: dict[str, TaskSpec]) -> None:
 
     if not Dist.launched_as_main():  # under torchrun, rank 0 alone writes the cells
         return
-    splits = list(spec.splits) if spec.splits else None
+    model = Path(spec.out)
     for name, path in spec.cells.items():
         task, data = get_task(registry, name), Path(spec.data[name])
-        out = Path(spec.out)
         evaluate_cell(
-            out, task, Path(path), splits, None, spec.cell, registry=registry, tok_dir=data
+            model,
+            task,
+            Path(path),
+            spec.eval_splits,
+            None,
+            spec.cell,
+            registry=registry,
+            tok_dir=data,
         )

@@ -38,6 +38,11 @@ class JobSpec:
     size: str | None = None  # adapt: the subsample, n<count> or p<fraction>
     splits: tuple[str, ...] | None = None  # evaluation splits (None: each task's dev splits)
 
+    @property
+    def eval_splits(self) -> list[str] | None:
+        """``splits`` as ``evaluate_cell`` takes them (None: each task's dev splits)."""
+        return list(self.splits) if self.splits else None
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
 
