@@ -384,11 +384,17 @@ def _add_curves(p) -> None:
         help="a trained model directory and the stable name its curves get, e.g. mtdnn-rte-seed1=DIR",
     )
     p.add_argument("--out", type=Path, required=True, help="directory to write (replaced whole)")
+    p.add_argument(
+        "--summaries",
+        type=Path,
+        help="directory for each model's DVCLive metrics.json as NAME.json (replaced whole)",
+    )
 
 
 @command(
     "training-curves",
-    "copy models' per-step loss and per-epoch dev metrics under stable names, for `dvc plots`",
+    "copy models' per-step loss and per-epoch dev metrics under stable names, for `dvc plots`"
+    " (and their DVCLive summaries, for `dvc exp show`)",
 )(_add_curves)
 def training_curves(args) -> None:
     from mtdnn.plots import collect
@@ -399,7 +405,7 @@ def training_curves(args) -> None:
         if not sep or not name or "/" in name:
             raise MtdnnError(f"training-curves: expected NAME=DIR with a plain NAME, got '{text}'")
         models[name] = Path(path)
-    for path in collect(models, args.out):
+    for path in collect(models, args.out, args.summaries):
         log.debug("wrote %s", path)
 
 

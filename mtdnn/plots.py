@@ -6,7 +6,10 @@ epoch's metrics in ``plots/metrics/dev/<task>/<split>/<metric>.tsv``. Model dire
 by knob hashes, so the same model has another path in each experiment, and dvc.yaml can declare
 directories but not globs: `mtdnn training-curves` copies DVCLive's plot files, byte for byte,
 under the model's stable name (``<model>-<task>-seed<S>/train/loss.tsv``, ...) into one directory,
-which `dvc plots diff` then compares across experiments file by file.
+which `dvc plots diff` then compares across experiments file by file. Each model's DVCLive summary
+(``dvclive/metrics.json``: the last value of every series) is copied the same way, as
+``<name>.json`` into a second directory, which dvc.yaml declares as metrics, so that `dvc exp
+show` lists every model's final loss and dev metrics beside the tables' own.
 """
 
 from __future__ import annotations
@@ -22,25 +25,38 @@ log = logging.getLogger(__name__)
 
 # DVCLive's series, inside a model directory (``Live.plots_dir`` / ``Metric.subfolder``)
 CURVES = Path("dvclive", "plots", "metrics")
+SUMMARY = Path("dvclive", "metrics.json")
 
 
-def collect(models: dict[str, Path], out: Path) -> list[Path]:
-    """For each ``{name: model directory}``: its DVCLive series as ``out/<name>/...``; the whole
-    directory is replaced at once. Returns the files written. DVCLive keeps each metric in its own
-    file, so every dev curve has its own y field (no common ``primary`` column is needed)."""
+def collect(models: dict[str, Path], out: Path, summaries: Path | None = None) -> list[Path]:
+    """For each ``{name: model directory}``: its DVCLive series as ``out/<name>/...`` and, with
+    ``summaries``, its DVCLive summary as ``summaries/<name>.json``; each directory is replaced at
+    once. Returns the files written. DVCLive keeps each metric in its own file, so every dev curve
+    has its own y field (no common ``primary`` column is needed)."""
+    for model_dir in models.values():
+        if not Path(model_dir).is_dir():
+            raise MtdnnError(f"{model_dir}: not a model directory")
+    kept = {name: Path(d) for name, d in sorted(models.items()) if _has_curves(name, Path(d))}
     written = []
     with atomic_dir(out) as tmp:
-        for name, model_dir in sorted(models.items()):
-            source = Path(model_dir) / CURVES
-            if not Path(model_dir).is_dir():
-                raise MtdnnError(f"{model_dir}: not a model directory")
-            if not source.is_dir():
-                # A model trained before its runs logged through DVCLive (a persisted multi-task
-                # model, say): its curves are not worth failing the table or retraining it for.
-                log.warning(
-                    "%s: not found (trained before DVCLive?); no curves for %s", source, name
-                )
-                continue
+        for name, model_dir in kept.items():
+            source = model_dir / CURVES
             shutil.copytree(source, tmp / name)
             written += sorted(out / name / p.relative_to(source) for p in source.rglob("*.tsv"))
+    if summaries is not None:
+        with atomic_dir(summaries) as tmp:
+            for name, model_dir in kept.items():
+                shutil.copyfile(model_dir / SUMMARY, tmp / f"{name}.json")
+                written.append(Path(summaries) / f"{name}.json")
     return written
+
+
+def _has_curves(name: str, model_dir: Path) -> bool:
+    """A model trained before its runs logged through DVCLive (a persisted multi-task model, say):
+    its curves are not worth failing the table or retraining it for."""
+    if (model_dir / CURVES).is_dir() and (model_dir / SUMMARY).is_file():
+        return True
+    log.warning(
+        "%s: not found (trained before DVCLive?); no curves for %s", model_dir / CURVES, name
+    )
+    return False

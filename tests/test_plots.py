@@ -67,15 +67,24 @@ def test_every_model_has_its_loss_and_dev_curves(rte, cli):
 def test_training_curves_collects_them_under_stable_names(rte, cli, caplog):
     root, encoder = rte
     model = finetune(cli, root, encoder, "m-collect")
-    r = cli(["training-curves", f"mtdnn-rte-seed1={model}", "--out", "curves"], root)
+    r = cli(["training-curves", f"mtdnn-rte-seed1={model}", "--out", "curves",
+             "--summaries", "summary"], root)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    # DVCLive's plot files, byte for byte, under the stable name; its metrics.json stays behind
+    # DVCLive's plot files, byte for byte, under the stable name; its metrics.json goes apart
     copied = {p.relative_to(root / "curves") for p in (root / "curves").rglob("*") if p.is_file()}
     assert copied == {Path("mtdnn-rte-seed1/train/loss.tsv"),
                       Path("mtdnn-rte-seed1/dev/rte/dev/accuracy.tsv")}  # fmt: skip
     for name in copied:
         source = model / CURVES / name.relative_to("mtdnn-rte-seed1")
         assert (root / "curves" / name).read_bytes() == source.read_bytes()
+    assert [p.name for p in (root / "summary").iterdir()] == ["mtdnn-rte-seed1.json"]
+    summary = (root / "summary/mtdnn-rte-seed1.json").read_bytes()
+    assert summary == (model / "dvclive/metrics.json").read_bytes()
+    last = json.loads(summary)  # the last batch's loss and the last epoch's accuracy, at step 12
+    assert last["step"] == 12 and "loss" in last["train"], last
+    assert last["dev"]["rte"]["dev"]["accuracy"] == read_last(
+        model / CURVES / "dev/rte/dev/accuracy.tsv"
+    )
     for bad in (f"{model}", f"a/b={model}"):
         r = cli(["training-curves", bad, "--out", "curves2"], root)
         assert r.returncode == 2 and "NAME=DIR" in r.stderr
@@ -90,6 +99,12 @@ def test_training_curves_collects_them_under_stable_names(rte, cli, caplog):
     assert r.returncode == 0, r.stderr
     assert [m for m in caplog.messages if "dvclive" in m and m.endswith("no curves for old")]
     assert sorted(p.name for p in (root / "c3").iterdir()) == ["new"]
+
+
+def read_last(tsv: Path) -> float:
+    """The last value of a DVCLive series file."""
+    frame = pd.read_csv(tsv, sep="\t")
+    return float(frame.iloc[-1, -1])
 
 
 def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:

@@ -344,6 +344,44 @@ def test_dvc_experiments_show_glue_metrics(project: Project, experiments) -> Non
             assert math.isfinite(float(row[column])), (name, column, row[column])
         # The MT-DNN model without fine-tuning was not retrained.
         assert row["glue_score/mtl"] == baseline["glue_score/mtl"]
+    assert_training_summaries_listed(rows, baseline, [by_name[name] for name in experiments])
+    assert_curves_of_both_experiments(project, list(experiments))
+
+
+SUMMARIES = "results/plots/training/summary"  # each model's DVCLive metrics.json (dvc.yaml)
+
+
+def assert_training_summaries_listed(rows: list[dict], baseline: dict, runs: list[dict]) -> None:
+    """`dvc exp show` lists every model's DVCLive summary: the fine-tuned models' last losses
+    differ between the two learning rates, the multi-task model's is the baseline's."""
+    models = {f"{i}-{t}-seed1" for i in ("mtdnn", "base", "equal") for t in ("rte", "stsb")}
+    for model in models | {"mtl-seed1"}:
+        for key in ("train.loss", "step"):
+            column = f"{SUMMARIES}/{model}.json:{key}"
+            assert all(math.isfinite(float(row[column])) for row in [baseline, *runs]), column
+    column = f"{SUMMARIES}/mtdnn-rte-seed1.json:dev.rte.dev.accuracy"  # the last epoch's
+    assert all(0 <= float(row[column]) <= 100 for row in [baseline, *runs]), column
+    for model in models:
+        losses = {float(row[f"{SUMMARIES}/{model}.json:train.loss"]) for row in runs}
+        assert len(losses) == len(runs), (model, losses)
+    mtl = f"{SUMMARIES}/mtl-seed1.json:train.loss"
+    assert {row[mtl] for row in runs} == {baseline[mtl]}
+
+
+def assert_curves_of_both_experiments(project: Project, names: list[str]) -> None:
+    """`dvc plots diff` between the two experiments draws every model's curves from DVCLive's
+    files, a line per experiment (the files it read are the keys of its JSON)."""
+    shown = json.loads(project.run("dvc", "plots", "diff", *names, "--json").stdout)
+    assert not shown.get("errors"), shown["errors"]
+    curves = "results/plots/training/dvclive"
+    for model in ("mtl-seed1", "mtdnn-rte-seed1", "base-stsb-seed1", "equal-rte-seed1"):
+        (plot,) = shown["data"][f"{curves}/{model}/train/loss.tsv"]
+        values = plot["content"]["data"]["values"]
+        assert {v["rev"] for v in values} == set(names), model
+        per_rev = [[v["loss"] for v in values if v["rev"] == n] for n in names]
+        assert len(per_rev[0]) == len(per_rev[1]) > 0, model
+        assert (per_rev[0] == per_rev[1]) == (model == "mtl-seed1"), model
+    assert f"{curves}/mtdnn-rte-seed1/dev/rte/dev/accuracy.tsv" in shown["data"]
 
 
 # --- 5. Push, wipe, pull: nothing owed ----------------------------------------------------------

@@ -26,7 +26,8 @@ rule glue_table:
         # each model's DVCLive plot files, copied unchanged under its stable name (glue_models)
         # into dvclive/ inside it: model paths carry knob hashes, and `dvc plots diff` pairs files
         # across experiments by path. One level down, because this directory also holds
-        # Snakemake's .snakemake_timestamp, which DVC would try to read as a plot.
+        # Snakemake's .snakemake_timestamp, which DVC would try to read as a plot. Beside it,
+        # summary/: each model's DVCLive metrics.json as <model>.json (`dvc exp show` lists them).
         curves=directory("results/plots/training"),
     log:
         "logs/report/glue.log",
@@ -44,7 +45,8 @@ rule glue_table:
         "(mtdnn report glue {input.cells} --csv {output.csv} --markdown {output.markdown} "
         "--metrics {output.metrics} --forest {output.forest} --decimals {params.decimals} "
         "--skipped '{params.skipped}' && "
-        "mtdnn training-curves {params.models} --out {output.curves}/dvclive) > {log} 2>&1"
+        "mtdnn training-curves {params.models} --out {output.curves}/dvclive "
+        "--summaries {output.curves}/summary) > {log} 2>&1"
 
 
 rule adapt_table:
