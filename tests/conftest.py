@@ -88,3 +88,15 @@ def cli(monkeypatch, capsys):
         return Result(code, out, err)
 
     return run
+
+
+# The files that take longest (the `--durations` listing of `.ci/run`), started first: xdist hands
+# out whole files in this order (`--dist loadfile --no-loadscope-reorder`), so that no long file
+# starts last while the other workers run out of work. Only the order changes, never a test.
+LONGEST_FIRST = ("test_workflow.py", "test_slurm.py", "test_newcomer.py", "test_train.py")
+LONGEST_FIRST += ("test_faults.py", "test_bad_checkpoints.py", "test_security.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files keep order
