@@ -380,8 +380,9 @@ def _add_curves(p) -> None:
     p.add_argument(
         "models",
         nargs="+",
-        metavar="NAME=DIR",
-        help="a trained model directory and the stable name its curves get, e.g. mtdnn-rte-seed1=DIR",
+        metavar="[NAME=]DIR",
+        help="a trained model directory and the stable name its curves get, e.g. mtdnn-rte-seed1=DIR;"
+        " a directory of the models/ layout is named by its place there (mtl-seed1, base-rte-seed1)",
     )
     p.add_argument("--out", type=Path, required=True, help="directory to write (replaced whole)")
     p.add_argument(
@@ -399,14 +400,30 @@ def _add_curves(p) -> None:
 def training_curves(args) -> None:
     from mtdnn.plots import collect
 
-    models = {}
+    models: dict[str, Path] = {}
     for text in args.models:
-        name, sep, path = text.partition("=")
-        if not sep or not name or "/" in name:
-            raise MtdnnError(f"training-curves: expected NAME=DIR with a plain NAME, got '{text}'")
-        models[name] = Path(path)
+        name, path = _curve_name(text)
+        if name in models:
+            raise MtdnnError(
+                f"training-curves: two models named '{name}': {models[name]} and {path}"
+            )
+        models[name] = path
     for path in collect(models, args.out, args.summaries):
         log.debug("wrote %s", path)
+
+
+def _curve_name(text: str) -> tuple[str, Path]:
+    """(stable name, directory) of one ``[NAME=]DIR`` argument of `training-curves`."""
+    name, sep, path = text.partition("=")
+    if not sep:
+        name, path = paths.model_name(text), text
+        if name is None:
+            raise MtdnnError(
+                f"training-curves: {text} is not a models/ directory of the layout; name it NAME=DIR"
+            )
+    if not name or "/" in name:
+        raise MtdnnError(f"training-curves: expected NAME=DIR with a plain NAME, got '{text}'")
+    return name, Path(path)
 
 
 def _add_adapt(p) -> None:

@@ -54,6 +54,27 @@ def finetune_dir(init: str, enc: str, task: str, key: str, seed: int | str) -> s
     return f"{MODELS}/finetune/{init}/{enc}/{task}/{key}/seed{seed}"
 
 
+# A model directory's stable name: its place in the layout without the encoder and knob key, which
+# `dvc plots diff` pairs across experiments (the key changes with every knob).
+_MODEL_NAMES = (
+    (re.compile(r"(?:^|/)models/mtl/[^/]+/[^/]+/seed([^/]+)$"), "mtl-seed{0}"),
+    (
+        re.compile(r"(?:^|/)models/finetune/([^/]+)/[^/]+/([^/]+)/[^/]+/seed([^/]+)$"),
+        "{0}-{1}-seed{2}",
+    ),
+)
+
+
+def model_name(model_dir: str | Path) -> str | None:
+    """``mtl-seed<S>`` for ``mtl_dir(...)``, ``<init>-<task>-seed<S>`` for ``finetune_dir(...)``
+    (relative or absolute), None for a directory outside the layout."""
+    text = Path(model_dir).as_posix().rstrip("/")
+    for pattern, name in _MODEL_NAMES:
+        if match := pattern.search(text):
+            return name.format(*match.groups())
+    return None
+
+
 def glue_cell(model: str, enc: str, task: str, key: str, seed: int | str) -> str:
     return f"{RESULTS}/cells/glue/{model}/{enc}/{task}/{key}/seed{seed}.json"
 

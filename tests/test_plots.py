@@ -17,6 +17,8 @@ import yaml
 from helpers import REPO
 from tiny_runs import tiny_encoder
 
+from mtdnn import paths
+
 CFG = {"max_train_examples": 48, "max_eval_examples": 32, "batch_size": 8, "epochs": 2,
        "eval_each_epoch": True, "precision": "fp32"}  # fmt: skip
 
@@ -99,6 +101,26 @@ def test_training_curves_collects_them_under_stable_names(rte, cli, caplog):
     assert r.returncode == 0, r.stderr
     assert [m for m in caplog.messages if "dvclive" in m and m.endswith("no curves for old")]
     assert sorted(p.name for p in (root / "c3").iterdir()) == ["new"]
+    # A directory of the models/ layout is named by its place there (how the table's job calls it)
+    placed = root / paths.finetune_dir("mtdnn", "minilm", "rte", "0123456789", 1)
+    shutil.copytree(model, placed)
+    r = cli(["training-curves", placed, "--out", "c4"], root)
+    assert r.returncode == 0, r.stderr
+    assert [p.name for p in (root / "c4").iterdir()] == ["mtdnn-rte-seed1"]
+    r = cli(["training-curves", placed, f"mtdnn-rte-seed1={model}", "--out", "c5"], root)
+    assert r.returncode == 2 and "two models named 'mtdnn-rte-seed1'" in r.stderr
+    assert not (root / "c5").exists()
+
+
+def test_a_model_is_named_by_its_place_in_the_layout():
+    assert paths.model_name(paths.mtl_dir("minilm", "0123456789", 2)) == "mtl-seed2"
+    for init in ("mtdnn", "base", "equal"):
+        placed = paths.finetune_dir(init, "minilm", "stsb", "0123456789", 3)
+        assert paths.model_name(placed) == f"{init}-stsb-seed3"
+        assert paths.model_name(Path("/abs/project") / placed) == f"{init}-stsb-seed3"
+        assert paths.model_name(placed + "/") == f"{init}-stsb-seed3"
+    for outside in ("m-collect", "models/finetune/base/minilm/rte/seed1", "models/mtl/x/seed1"):
+        assert paths.model_name(outside) is None, outside
 
 
 def read_last(tsv: Path) -> float:

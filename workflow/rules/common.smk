@@ -46,19 +46,17 @@ def tokenized(task, enc=GRID.enc):
 
 
 def glue_models():
-    """{stable name: directory} of every model behind the GLUE table, whose DVCLive curves the
-    table's job copies under these names. Model paths carry knob hashes; the names do not, so
-    `dvc plots diff` pairs the same model across experiments.
+    """Every model behind the GLUE table, whose DVCLive curves the table's job copies under stable
+    names. Model paths carry knob hashes; the names (from the layout) do not, so `dvc plots diff`
+    pairs the same model across experiments.
     """
-    models = {}
+    models = []
     for seed in GRID.seeds:
-        models[f"mtl-seed{seed}"] = GRID.mtl_model(seed)
+        models.append(GRID.mtl_model(seed))
         for init in GRID.finetune_inits:
             for task in GRID.model_tasks(init):
                 key = GRID.finetune_key(task, init)
-                models[f"{init}-{task}-seed{seed}"] = paths.finetune_dir(
-                    init, GRID.enc, task, key, seed
-                )
+                models.append(paths.finetune_dir(init, GRID.enc, task, key, seed))
     return models
 
 

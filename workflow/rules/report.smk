@@ -6,7 +6,7 @@ rule glue_table:
         preds=[predictions_path(cell) for cell in GRID.glue_cells()],
         # ancient: read for their DVCLive curves only; a DVC checkout rewrites directory mtimes,
         # and the cells above already change whenever a model does.
-        models=[ancient(m) for m in glue_models().values()],
+        models=[ancient(m) for m in glue_models()],
     output:
         csv=report(
             "results/glue.csv",
@@ -23,7 +23,8 @@ rule glue_table:
             category="GLUE",
             labels={"result": "MT-DNN − baseline, 95 % CI (forest plot)"},
         ),
-        # each model's DVCLive plot files, copied unchanged under its stable name (glue_models)
+        # each model's DVCLive plot files, copied unchanged under its stable name (mtl-seed1,
+        # base-rte-seed1, ...: its place in the models/ layout, mtdnn.paths.model_name)
         # into dvclive/ inside it: model paths carry knob hashes, and `dvc plots diff` pairs files
         # across experiments by path. One level down, because this directory also holds
         # Snakemake's .snakemake_timestamp, which DVC would try to read as a plot. Beside it,
@@ -40,12 +41,11 @@ rule glue_table:
         decimals=lookup(dpath="report/decimals", within=config, default=1),
         # Tasks the profile names but left out here (data.optional_tasks): the table's footnote.
         skipped=",".join(GRID.skipped_tasks),
-        models=" ".join(f"{name}={path}" for name, path in glue_models().items()),
     shell:
         "(mtdnn report glue {input.cells} --csv {output.csv} --markdown {output.markdown} "
         "--metrics {output.metrics} --forest {output.forest} --decimals {params.decimals} "
         "--skipped '{params.skipped}' && "
-        "mtdnn training-curves {params.models} --out {output.curves}/dvclive "
+        "mtdnn training-curves {input.models} --out {output.curves}/dvclive "
         "--summaries {output.curves}/summary) > {log} 2>&1"
 
 
