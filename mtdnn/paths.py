@@ -56,10 +56,11 @@ def finetune_dir(init: str, enc: str, task: str, key: str, seed: int | str) -> s
 
 # A model directory's stable name: its place in the layout without the encoder and knob key, which
 # `dvc plots diff` pairs across experiments (the key changes with every knob).
+_MODELS_DIR = re.escape(MODELS.as_posix())
 _MODEL_NAMES = (
-    (re.compile(r"(?:^|/)models/mtl/[^/]+/[^/]+/seed([^/]+)$"), "mtl-seed{0}"),
+    (re.compile(rf"(?:^|/){_MODELS_DIR}/mtl/[^/]+/[^/]+/seed([^/]+)$"), "mtl-seed{0}"),
     (
-        re.compile(r"(?:^|/)models/finetune/([^/]+)/[^/]+/([^/]+)/[^/]+/seed([^/]+)$"),
+        re.compile(rf"(?:^|/){_MODELS_DIR}/finetune/([^/]+)/[^/]+/([^/]+)/[^/]+/seed([^/]+)$"),
         "{0}-{1}-seed{2}",
     ),
 )
@@ -68,7 +69,7 @@ _MODEL_NAMES = (
 def model_name(model_dir: str | Path) -> str | None:
     """``mtl-seed<S>`` for ``mtl_dir(...)``, ``<init>-<task>-seed<S>`` for ``finetune_dir(...)``
     (relative or absolute), None for a directory outside the layout."""
-    text = Path(model_dir).as_posix().rstrip("/")
+    text = Path(model_dir).as_posix()  # no trailing slash: Path drops it
     for pattern, name in _MODEL_NAMES:
         if match := pattern.search(text):
             return name.format(*match.groups())

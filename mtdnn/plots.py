@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from mtdnn.errors import MtdnnError
@@ -30,33 +31,35 @@ SUMMARY = Path("dvclive", "metrics.json")
 
 def collect(models: dict[str, Path], out: Path, summaries: Path | None = None) -> list[Path]:
     """For each ``{name: model directory}``: its DVCLive series as ``out/<name>/...`` and, with
-    ``summaries``, its DVCLive summary as ``summaries/<name>.json``; each directory is replaced at
-    once. Returns the files written. DVCLive keeps each metric in its own file, so every dev curve
-    has its own y field (no common ``primary`` column is needed)."""
+    ``summaries``, its DVCLive summary as ``summaries/<name>.json``; both directories are swapped in
+    together once complete, or neither. Returns the files written. DVCLive keeps each metric in its
+    own file, so every dev curve has its own y field (no common ``primary`` column is needed)."""
     for model_dir in models.values():
         if not Path(model_dir).is_dir():
             raise MtdnnError(f"{model_dir}: not a model directory")
-    kept = {name: Path(d) for name, d in sorted(models.items()) if _has_curves(name, Path(d))}
+    wanted = (CURVES,) if summaries is None else (CURVES, SUMMARY)
+    kept = {n: Path(d) for n, d in sorted(models.items()) if _logged(n, Path(d), wanted)}
     written = []
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out) as tmp, _maybe_atomic_dir(summaries) as tmp_summaries:
         for name, model_dir in kept.items():
             source = model_dir / CURVES
             shutil.copytree(source, tmp / name)
             written += sorted(out / name / p.relative_to(source) for p in source.rglob("*.tsv"))
-    if summaries is not None:
-        with atomic_dir(summaries) as tmp:
-            for name, model_dir in kept.items():
-                shutil.copyfile(model_dir / SUMMARY, tmp / f"{name}.json")
+            if tmp_summaries is not None:
+                shutil.copyfile(model_dir / SUMMARY, tmp_summaries / f"{name}.json")
                 written.append(Path(summaries) / f"{name}.json")
     return written
 
 
-def _has_curves(name: str, model_dir: Path) -> bool:
-    """A model trained before its runs logged through DVCLive (a persisted multi-task model, say):
-    its curves are not worth failing the table or retraining it for."""
-    if (model_dir / CURVES).is_dir() and (model_dir / SUMMARY).is_file():
-        return True
-    log.warning(
-        "%s: not found (trained before DVCLive?); no curves for %s", model_dir / CURVES, name
-    )
-    return False
+def _maybe_atomic_dir(dest: Path | None) -> AbstractContextManager[Path | None]:
+    return nullcontext() if dest is None else atomic_dir(dest)
+
+
+def _logged(name: str, model_dir: Path, wanted: tuple[Path, ...]) -> bool:
+    """Whether ``model_dir`` holds every DVCLive path in ``wanted``. A model trained before its
+    runs logged through DVCLive (a persisted multi-task model, say) does not: its curves are not
+    worth failing the table or retraining it for, so it is left out with a warning."""
+    missing = [model_dir / w for w in wanted if not (model_dir / w).exists()]
+    if missing:
+        log.warning("%s: not found (trained before DVCLive?); no curves for %s", missing[0], name)
+    return not missing

@@ -112,6 +112,26 @@ def test_training_curves_collects_them_under_stable_names(rte, cli, caplog):
     assert not (root / "c5").exists()
 
 
+def test_curves_and_summaries_are_swapped_in_together_or_not_at_all(rte, cli, tmp_path):
+    root, encoder = rte
+    model = finetune(cli, root, encoder, "m-together")
+    r = cli(["training-curves", f"m={model}", "--out", tmp_path / "curves"], root)
+    assert r.returncode == 0, r.stderr
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "curves").rglob("*"))
+    (tmp_path / "blocker").write_text("a file, not a directory")
+    r = cli(["training-curves", f"n={model}", "--out", tmp_path / "curves",
+             "--summaries", tmp_path / "blocker/summary"], root)  # fmt: skip
+    assert r.returncode != 0
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "curves").rglob("*")) == before
+    # Without --summaries, a model's curves do not need its DVCLive summary.
+    bare = tmp_path / "bare"
+    shutil.copytree(model, bare)
+    (bare / "dvclive/metrics.json").unlink()
+    r = cli(["training-curves", f"bare={bare}", "--out", tmp_path / "c2"], root)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "c2/bare/train/loss.tsv").is_file()
+
+
 def test_a_model_is_named_by_its_place_in_the_layout():
     assert paths.model_name(paths.mtl_dir("minilm", "0123456789", 2)) == "mtl-seed2"
     for init in ("mtdnn", "base", "equal"):

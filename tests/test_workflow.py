@@ -344,14 +344,14 @@ def test_dvc_experiments_show_glue_metrics(project: Project, experiments) -> Non
             assert math.isfinite(float(row[column])), (name, column, row[column])
         # The MT-DNN model without fine-tuning was not retrained.
         assert row["glue_score/mtl"] == baseline["glue_score/mtl"]
-    assert_training_summaries_listed(rows, baseline, [by_name[name] for name in experiments])
+    assert_training_summaries_listed(baseline, [by_name[name] for name in experiments])
     assert_curves_of_both_experiments(project, list(experiments))
 
 
 SUMMARIES = "results/plots/training/summary"  # each model's DVCLive metrics.json (dvc.yaml)
 
 
-def assert_training_summaries_listed(rows: list[dict], baseline: dict, runs: list[dict]) -> None:
+def assert_training_summaries_listed(baseline: dict, runs: list[dict]) -> None:
     """`dvc exp show` lists every model's DVCLive summary: the fine-tuned models' last losses
     differ between the two learning rates, the multi-task model's is the baseline's."""
     models = {f"{i}-{t}-seed1" for i in ("mtdnn", "base", "equal") for t in ("rte", "stsb")}
