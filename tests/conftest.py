@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ _TESTS = Path(__file__).resolve().parent
 if str(_TESTS) not in sys.path:  # `import helpers` under any pytest import mode
     sys.path.insert(0, str(_TESTS))
 
-from helpers import DERIVED, GLUE, Result, run_cli  # noqa: E402
+from helpers import DERIVED, GLUE, TEST_LOG, Result, run_cli  # noqa: E402
 from tiny_runs import inside_tiny_project  # noqa: E402
 
 
@@ -100,3 +102,24 @@ LONGEST_FIRST += ("test_faults.py", "test_bad_checkpoints.py", "test_security.py
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files keep order
+
+
+# Reports that tests write for the CI log (the SLURM test's sacct listing, the workflow module's
+# timings; helpers.ci_report). pytest-xdist workers have no terminal, so they append to files in
+# one directory that the controller makes before the workers start (they inherit its environment)
+# and prints at the end of the run.
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
+        os.environ[TEST_LOG] = tempfile.mkdtemp(prefix="mtdnn-test-log-")
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or not os.environ.get(TEST_LOG):
+        return
+    logs = Path(os.environ.pop(TEST_LOG))
+    texts = [f.read_text() for f in sorted(logs.glob("*.log"))]
+    if texts:
+        terminalreporter.section("test reports")
+        for text in texts:
+            terminalreporter.write(text)
+    shutil.rmtree(logs, ignore_errors=True)

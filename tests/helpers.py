@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -76,3 +77,39 @@ def job_stats(text: str) -> dict[str, int]:
     assert match, f"no 'Job stats' table in:\n{text[-3000:]}"
     rows = (line.split() for line in match.group(1).splitlines())
     return {rule: int(n) for rule, n in rows if rule != "total"}
+
+
+# Rendezvous ports for torchrun tests: below the kernel's ephemeral range (32768-60999), where an
+# outbound connection of any process can take a port between our probe and torchrun's bind, and a
+# block of its own per pytest-xdist worker, so two workers never probe the same port.
+PORTS_FROM, PORTS_PER_WORKER = 20000, 500
+
+
+def free_port() -> int:
+    """A loopback TCP port that is free now, from this xdist worker's own block."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    start = PORTS_FROM + PORTS_PER_WORKER * (int(worker) if worker.isdigit() else 0)
+    for i in range(PORTS_PER_WORKER):  # from a pid-dependent point: reruns do not wait on TIME_WAIT
+        port = start + (os.getpid() + i) % PORTS_PER_WORKER
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {start}-{start + PORTS_PER_WORKER - 1}")
+
+
+TEST_LOG = "MTDNN_TEST_LOG"  # the directory tests/conftest.py prints at the end of the run
+
+
+def ci_report(title: str, text: str) -> None:
+    """Put ``text`` into the run's closing "test reports" section, under ``title``: a worker of
+    pytest-xdist cannot print to the terminal (print would be captured and dropped)."""
+    block = f"[{title}]\n{text.rstrip()}\n"
+    logs = os.environ.get(TEST_LOG)
+    if not logs:  # a test imported outside pytest's configure hook
+        sys.stdout.write(block)
+        return
+    with open(Path(logs) / f"{os.getpid()}.log", "a", encoding="utf-8") as log:
+        log.write(block)

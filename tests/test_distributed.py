@@ -4,7 +4,6 @@ are sharded; and a real two-node torchrun rendezvous on the loopback address."""
 
 from __future__ import annotations
 
-import socket
 import sys
 from types import SimpleNamespace
 
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
+from helpers import free_port
 from tiny_runs import distributed_project, torchrun, train_losses
 
 from mtdnn import train as train_module
@@ -177,12 +177,6 @@ def test_ranking_batches_are_sharded_by_whole_groups():
     assert Dist(1, 4).shard(np.arange(6), groups).tolist() == list(range(6))
     # Plain tasks: every n-th row, as before.
     assert Dist(1, 2).shard(np.arange(5)).tolist() == [1, 3]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import PROFILES, one_line_error, subprocess_env
+from helpers import PROFILES, free_port, one_line_error, subprocess_env
 from hub_fixtures import make_hub_mirror
 
 from mtdnn.config import load_params
@@ -52,11 +52,8 @@ def server():
 
 
 def closed_url() -> str:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    """A loopback URL nothing listens on: a connection there is refused at once."""
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def online_env(**extra: str) -> dict[str, str]:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-import socket
 import subprocess
 from pathlib import Path
 
 import yaml
-from helpers import REPO, job_stats, subprocess_env
+from helpers import REPO, free_port, job_stats, subprocess_env
 from smoke_workflow import SNAKEMAKE, smoke_workflow
 
 TARGETS = ["results/glue.csv", "results/domain_adaptation.csv"]
@@ -31,12 +30,6 @@ def batch_script() -> str:
     scripts = [b for b in blocks if b.startswith("#!/bin/bash\n#SBATCH")]
     assert len(scripts) == 1, blocks
     return scripts[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fake_slurm(bin_dir: Path) -> Path:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import BIN, REPO
+from helpers import BIN, REPO, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -29,13 +28,6 @@ def readme_command(label: str) -> str:
     match = re.search(rf"^{re.escape(label)} .*?```bash\n(.*?)```", text, re.S | re.M)
     assert match, f"README.md: no bash block after a line starting with {label}"
     return match.group(1).strip()
-
-
-def closed_port() -> int:
-    """A local port nothing listens on: a connection there is refused at once."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def newcomer_env(home: Path, glue_dir: Path) -> dict[str, str]:
@@ -49,7 +41,7 @@ def newcomer_env(home: Path, glue_dir: Path) -> dict[str, str]:
     return env | {
         "PATH": os.pathsep.join(path),
         "GLUE_DIR": str(glue_dir),
-        "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}",
+        "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}",  # nothing listens: refused at once
         "HF_HOME": str(home / "hf"),
     }
 

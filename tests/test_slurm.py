@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, ci_report
 
 SCRIPT = REPO / "tests" / "cluster" / "slurm_e2e.sh"
 
@@ -42,7 +42,7 @@ def test_smoke_build_on_a_real_slurm(glue_dir):
     run = subprocess.run(
         ["bash", str(SCRIPT)], cwd=REPO, env=env, text=True, capture_output=True, timeout=3600
     )
-    print(run.stdout)  # the sacct listing and the timings, for `pytest -s` and CI logs
+    ci_report("test_slurm: the sacct listing and the timings", run.stdout)
     assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
     for name in ("metrics.json", "glue.csv", "domain_adaptation.csv"):
         assert f"byte-identical to the local build: results/{name}" in run.stdout

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, subprocess_env
+from helpers import REPO, ci_report, subprocess_env
 from smoke_workflow import clean_checkout
 
 GLUE = REPO.parent / "shared" / "data" / "glue"
@@ -115,7 +115,7 @@ def sha256(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def project(glue_dir, derived_dir, tmp_path_factory, pytestconfig):
+def project(glue_dir, derived_dir, tmp_path_factory):
     if shutil.which("git") is None:
         pytest.skip("git not found: DVC projects and experiments need a git repository")
     root = clean_checkout(tmp_path_factory.mktemp("smoke") / "project")
@@ -128,12 +128,8 @@ def project(glue_dir, derived_dir, tmp_path_factory, pytestconfig):
     proj.commit("smoke profile")
     yield proj
     report = ", ".join(f"{k} {v:.2f} s" for k, v in proj.timings.items())
-    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None and report:
-        with capture.global_and_fixture_disabled():
-            reporter.ensure_newline()
-            reporter.write_line(f"[test_workflow timings] {report}")
+    if report:
+        ci_report("test_workflow timings", report)
 
 
 @pytest.fixture(scope="module")
