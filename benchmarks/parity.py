@@ -317,9 +317,17 @@ def hf_dataset(data: TaskData) -> datasets.Dataset:
 
 
 def hf_trainer(
-    spec: TaskSpec, ours: Ours, seed: int, encoder: str, out: Path, lrs: list[float]
+    spec: TaskSpec,
+    ours: Ours,
+    seed: int,
+    encoder: str,
+    out: Path,
+    lrs: list[float],
+    schedule: str = "hf",
 ) -> Trainer:
-    """A ``Trainer`` on mtdnn's rows, appending the lr of every update to ``lrs``."""
+    """A ``Trainer`` on mtdnn's rows, appending the lr of every update to ``lrs``. ``schedule``
+    "mtdnn" replaces HF's linear schedule by mtdnn's own lr sequence, update for update: a
+    diagnostic that isolates the one known difference between the two (the warm-up's first step)."""
     from transformers import (
         AutoTokenizer,
         DataCollatorWithPadding,
@@ -347,7 +355,25 @@ def hf_trainer(
         callbacks=[LrLog()],
     )
     trainer.remove_callback(PrinterCallback)  # its end-of-training dict is noise in this log
+    if schedule == "mtdnn":
+        follow_lrs(trainer, ours.outcome.extra["lrs"])
     return trainer
+
+
+def follow_lrs(trainer: Trainer, sequence: list[float]) -> None:
+    """Make ``trainer`` take update ``k`` at ``sequence[k]`` (mtdnn's lrs, as logged)."""
+    import torch
+
+    peak = trainer.args.learning_rate
+
+    def create_scheduler(num_training_steps: int, optimizer=None):
+        factors = [lr / peak for lr in sequence]
+        trainer.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer or trainer.optimizer, lambda k: factors[min(k, len(factors) - 1)]
+        )
+        return trainer.lr_scheduler
+
+    trainer.create_scheduler = create_scheduler
 
 
 def hf_predict(trainer: Trainer, data: TaskData, dtype: torch.dtype | None) -> np.ndarray:
@@ -384,7 +410,8 @@ def run_hf(
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     lrs: list[float] = []
-    trainer = hf_trainer(spec, ours, seed, args.encoder, work / f"hf-{spec.name}-{seed}", lrs)
+    out = work / f"hf-{spec.name}-{seed}"
+    trainer = hf_trainer(spec, ours, seed, args.encoder, out, lrs, args.hf_schedule)
     t1 = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - t1
@@ -608,6 +635,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pooling", choices=["auto", "cls", "mean"], default="auto")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     p.add_argument("--max-train", type=int, help="at most N training rows per task (smoke runs)")
+    p.add_argument(
+        "--hf-schedule",
+        choices=["hf", "mtdnn"],
+        default="hf",
+        help="HF's lr schedule: its own linear warm-up and decay (default), or mtdnn's lr "
+        "sequence update for update (a diagnostic for the warm-up's first step)",
+    )
     p.add_argument("--json", type=Path, help="also write the table and every run here")
     p.add_argument(
         "--merge", type=Path, nargs="+", metavar="JSON", help="report from these --json files"
