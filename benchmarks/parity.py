@@ -327,7 +327,8 @@ def hf_trainer(
 ) -> Trainer:
     """A ``Trainer`` on mtdnn's rows, appending the lr of every update to ``lrs``. ``schedule``
     "mtdnn" replaces HF's linear schedule by mtdnn's own lr sequence, update for update: a
-    diagnostic that isolates the one known difference between the two (the warm-up's first step)."""
+    diagnostic that isolates the one known difference between the two (HF's warm-up starts at lr 0
+    and reaches the peak an update or two later)."""
     from transformers import (
         AutoTokenizer,
         DataCollatorWithPadding,
@@ -640,7 +641,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=["hf", "mtdnn"],
         default="hf",
         help="HF's lr schedule: its own linear warm-up and decay (default), or mtdnn's lr "
-        "sequence update for update (a diagnostic for the warm-up's first step)",
+        "sequence update for update (a diagnostic for the warm-up difference)",
     )
     p.add_argument("--json", type=Path, help="also write the table and every run here")
     p.add_argument(
