@@ -97,11 +97,14 @@ def sample_child(proc: subprocess.Popen, samples: list, stop: threading.Event):
     return None
 
 
-def measure(grid, max_train: int | None, threads: int, env: dict[str, str]) -> dict:
-    """Run train-mtl in a child and return its peak RSS and the sampled timeline."""
+def measure(
+    grid, max_train: int | None, threads: int, env: dict[str, str], knobs: dict | None = None
+) -> dict:
+    """Run train-mtl in a child and return its peak RSS and the sampled timeline; ``knobs``
+    override the profile's multi-task knobs."""
     from mtdnn.config import stage_config
 
-    cfg = stage_config(grid.params, "mtl")
+    cfg = stage_config(grid.params, "mtl") | (knobs or {})
     if max_train is not None:
         cfg["max_train_examples"] = max_train
     out = Path(f"models/mtl-{max_train}")
@@ -126,12 +129,26 @@ def measure(grid, max_train: int | None, threads: int, env: dict[str, str]) -> d
     rss = [r for _, r in samples]
     return {
         "max_train": cfg["max_train_examples"],
+        "knobs": knobs or {},
         "seconds": time.perf_counter() - start,
         "peak_rss": int(stdout.split()[-1]) * 1024,  # ru_maxrss is in KiB on Linux
         "rss_after_startup": rss[min(len(rss) - 1, 25)] if rss else 0,  # ~5 s in
         "median_rss": int(sorted(rss)[len(rss) // 2]) if rss else 0,
         "max_sample": max(rss, default=0),
     }
+
+
+def parse_knobs(pairs: list[str]) -> dict:
+    """``KNOB=VALUE`` pairs → a knob dict (values read as YAML scalars: 8, null, true)."""
+    import yaml
+
+    knobs = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            sys.exit(f"error: --set {pair!r}: expected KNOB=VALUE")
+        knobs[key] = yaml.safe_load(value)
+    return knobs
 
 
 def main() -> None:
@@ -144,8 +161,16 @@ def main() -> None:
         default=[],
         help="rows per task for each run (default: one run at the profile's cap)",
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KNOB=VALUE",
+        help="override a multi-task knob (YAML value), e.g. --set pad_to_multiple_of=1",
+    )
     p.add_argument("--json", type=Path, help="write the raw measurements here")
     args = p.parse_args()
+    knobs = parse_knobs(args.set)
     common.offline_env(args.threads)
     from mtdnn.config import load_params
     from mtdnn.grid import Grid
@@ -157,13 +182,14 @@ def main() -> None:
         shutil.copy(REPO / "mtdnn" / "profiles" / "default.yaml", work / "params.yaml")
         grid = Grid(load_params(work / "params.yaml"))
         prepare_all(grid, env)
-        runs = [measure(grid, n, args.threads, env) for n in (args.max_train or [None])]
+        runs = [measure(grid, n, args.threads, env, knobs) for n in (args.max_train or [None])]
 
     gb = 1e9
     print(f"\n{common.machine()}\ntasks: {', '.join(grid.mtl_tasks)}; batch 32, max_len 128")
+    print(f"multi-task knobs: the profile's{''.join(f', {k}={v}' for k, v in knobs.items())}")
     rows = [
         [
-            f"{r['max_train']:,}/task",
+            f"{r['max_train']:,}/task" if r["max_train"] else "all",
             f"{r['seconds']:.0f}",
             f"{r['rss_after_startup'] / gb:.2f}",
             f"{r['median_rss'] / gb:.2f}",

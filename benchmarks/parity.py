@@ -190,8 +190,12 @@ def run_ours(
     bias = float(head.out.bias.detach()[0]) if spec.num_outputs == 1 else None
     lrs: list[float] = []
     ends: list[float] = []
+    batches: list[list[int]] = []
 
     class Updates(Callback):
+        def on_step_begin(self, state, task, rows) -> None:
+            batches.append([int(i) for i in rows])  # row indices into run.train, in run order
+
         def on_update_begin(self, state) -> None:
             lrs.append(state.opt.param_groups[0]["lr"])  # the lr this update uses
 
@@ -218,6 +222,7 @@ def run_ours(
         {"epochs": run.cfg.epochs, "rows": len(run.train[spec.name]), "lr": run.cfg.lr}
         | {"head_bias": bias, "lrs": lrs},
     )
+    outcome.extra["batches"] = batches  # for --hf-order mtdnn; not written to --json
     shutil.rmtree(out, ignore_errors=True)
     pooling = run.meta["model_options"].get("pooling", "cls")
     return Ours(outcome, run.train[spec.name], run.cfg, pooling, run.dtype, run.device, bias)
@@ -324,11 +329,14 @@ def hf_trainer(
     out: Path,
     lrs: list[float],
     schedule: str = "hf",
+    order: str = "hf",
 ) -> Trainer:
     """A ``Trainer`` on mtdnn's rows, appending the lr of every update to ``lrs``. ``schedule``
     "mtdnn" replaces HF's linear schedule by mtdnn's own lr sequence, update for update: a
     diagnostic that isolates the one known difference between the two (HF's warm-up starts at lr 0
-    and reaches the peak an update or two later)."""
+    and reaches the peak an update or two later). ``order`` "mtdnn" makes HF train on mtdnn's
+    batches, the same rows in the same order (a diagnostic for the batch sampler: HF's
+    length grouping sorts a task of <= 50 batches whole, mtdnn's in at least four chunks)."""
     from transformers import (
         AutoTokenizer,
         DataCollatorWithPadding,
@@ -358,7 +366,25 @@ def hf_trainer(
     trainer.remove_callback(PrinterCallback)  # its end-of-training dict is noise in this log
     if schedule == "mtdnn":
         follow_lrs(trainer, ours.outcome.extra["lrs"])
+    if order == "mtdnn":
+        follow_batches(trainer, ours.outcome.extra["batches"])
     return trainer
+
+
+def follow_batches(trainer: Trainer, batches: list[list[int]]) -> None:
+    """Make ``trainer`` take mtdnn's batches as they ran: one epoch of all of them, in order
+    (a batch sampler, since each of mtdnn's epochs ends on its own short batch)."""
+    from torch.utils.data import DataLoader
+
+    if trainer.args.gradient_accumulation_steps != 1 or len(batches) != trainer.args.max_steps:
+        raise ValueError("--hf-order mtdnn needs one batch per update")
+
+    def get_train_dataloader() -> DataLoader:
+        data = trainer._remove_unused_columns(trainer.train_dataset, description="Training")
+        loader = DataLoader(data, batch_sampler=batches, collate_fn=trainer.data_collator)
+        return trainer.accelerator.prepare(loader)
+
+    trainer.get_train_dataloader = get_train_dataloader
 
 
 def follow_lrs(trainer: Trainer, sequence: list[float]) -> None:
@@ -412,7 +438,7 @@ def run_hf(
     t0 = time.perf_counter()
     lrs: list[float] = []
     out = work / f"hf-{spec.name}-{seed}"
-    trainer = hf_trainer(spec, ours, seed, args.encoder, out, lrs, args.hf_schedule)
+    trainer = hf_trainer(spec, ours, seed, args.encoder, out, lrs, args.hf_schedule, args.hf_order)
     t1 = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - t1
@@ -604,6 +630,7 @@ def run_budget(budget: str, args: argparse.Namespace, work: Path) -> dict:
         for seed in args.seeds:
             ours = run_ours(spec, cfg, seed, args, work, dev)
             theirs = run_hf(spec, ours, seed, args, work, dev)
+            ours.outcome.extra.pop("batches")  # thousands of indices: HF has used them
             outcomes += [ours.outcome, theirs]
             if theirs.steps != ours.outcome.steps:
                 print(f"  WARNING: HF took {theirs.steps} updates, mtdnn {ours.outcome.steps}")
@@ -619,6 +646,12 @@ def run_budget(budget: str, args: argparse.Namespace, work: Path) -> dict:
                 "precision": str(ours.dtype or "fp32").removeprefix("torch."),
                 **{k: getattr(ours.cfg, k) for k in ("batch_size", "warmup")},
                 **{k: getattr(ours.cfg, k) for k in ("weight_decay", "clip_norm")},
+                # diagnostics only; merging refuses to mix them with plain runs
+                **{
+                    f"hf_{k}": "mtdnn"
+                    for k in ("schedule", "order")
+                    if vars(args)[f"hf_{k}"] != "hf"
+                },
             }
             del ours, theirs
             gc.collect()
@@ -642,6 +675,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="hf",
         help="HF's lr schedule: its own linear warm-up and decay (default), or mtdnn's lr "
         "sequence update for update (a diagnostic for the warm-up difference)",
+    )
+    p.add_argument(
+        "--hf-order",
+        choices=["hf", "mtdnn"],
+        default="hf",
+        help="HF's batches: its own sampler (default), or mtdnn's batches, the same rows in "
+        "the same order (a diagnostic for the batch sampler)",
     )
     p.add_argument("--json", type=Path, help="also write the table and every run here")
     p.add_argument(

@@ -20,6 +20,7 @@ NAMES = {
     "d": "(d) mtdnn fit, single task",
     "e": "(e) mtdnn fit, all tasks (Algorithm 1)",
     "f": "(f) mtdnn fit, single task, torch.compile",
+    "g": "(g) mtdnn fit, single task, pad_to_multiple_of 8",
 }
 HEADER = [
     "task",
@@ -59,7 +60,7 @@ def pick(rs: list[Result], quiet: float) -> Result:
 def contenders_of(label: str, tasks: list[str], med: dict, results: dict) -> dict:
     """Per contender: the picked runs covering ``tasks`` (all of them for "all"), every run, ex/s."""
     agg = {}
-    for k in "abcdf":
+    for k in "abcdfg":
         if k in med and all(t in med[k] for t in tasks):
             runs = results[k][tasks[0]] if len(tasks) == 1 else []
             agg[k] = ([med[k][t] for t in tasks], runs)

@@ -155,6 +155,10 @@ class TrainConfig:
     compile: bool = False
     gradient_checkpointing: bool = False  # recompute activations in backward: memory for time
     group_by_length: bool = True
+    # Training batches are padded to a multiple of this many tokens (1: to the longest row).
+    # Fewer distinct shapes keep glibc's heap from fragmenting: the peak RSS of multi-task
+    # training falls from ~3.5 GB to ~2 GB at 32, for more padded tokens per step.
+    pad_to_multiple_of: int = 1
     checkpoint_every: int | None = None
     data_seed: int = 0
     # Derived by `stage_config`, not set in params directly:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from tiny_runs import TASKS, TINY, build_project, inside_tiny_project, tiny_encoder
@@ -60,3 +61,50 @@ def test_half_precision_encoder_and_checkpoint_load_as_float32(project, tmp_path
     (tmp_path / "model" / "config.json").write_text(json.dumps(config))
     model, _ = load_model(tmp_path / "model", TASKS)
     assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+def test_padding_to_a_multiple_changes_shapes_not_the_loss(project, tmp_path, glue_dir):
+    root, _ = project
+    # No dropout anywhere: the masks are drawn over the padded shape, so they would differ.
+    encoder = tiny_encoder(tmp_path / "no-dropout", dropout=0.0)
+    build_project(root, glue_dir, encoder, tasks=("rte",))
+    cfg = TINY.with_overrides(epochs=1, eval_each_epoch=False, dropout=0.0)
+    losses, widths = {}, {}
+    for multiple in (1, 8):
+        run = build_run(
+            [TASKS["rte"]],
+            str(encoder),
+            64,
+            cfg.with_overrides(pad_to_multiple_of=multiple),
+            7,
+            tmp_path / f"pad-{multiple}",
+        )
+        seen = widths.setdefault(multiple, [])
+        run.model.encoder.embeddings.register_forward_pre_hook(
+            lambda _, args, kwargs, seen=seen: seen.append(kwargs["input_ids"].shape[1]),
+            with_kwargs=True,
+        )
+        losses[multiple] = fit(run)["losses"]
+    assert len(set(widths[1])) > 2 and any(w % 8 for w in widths[1])  # ragged widths unpadded
+    assert all(w % 8 == 0 for w in widths[8]) and max(widths[8]) <= 64
+    # The padded keys get zero attention and the mean readout skips them: the same losses.
+    assert losses[8] == pytest.approx(losses[1], rel=1e-4)
+
+
+def test_collate_pads_to_the_multiple_with_the_pad_id_and_a_zero_mask(project):
+    from mtdnn import paths
+    from mtdnn.runtime.batching import collate, load_task_data
+
+    _, encoder = project
+    data = load_task_data(TASKS["rte"], paths.tokenized_dir(str(encoder), 64, "rte"), "train")
+    short = np.flatnonzero(data.lengths % 16)  # rows whose length is not a multiple of 16
+    order = short[np.argsort(data.lengths[short], kind="stable")]
+    rows = order[[0, len(order) // 4, len(order) // 2]]  # the last of them sets the width
+    plain, padded = collate(data, rows), collate(data, rows, pad_id=0, multiple=16)
+    width = plain["input_ids"].shape[1]
+    assert width % 16 and len(set(data.lengths[rows])) > 1
+    assert padded["input_ids"].shape[1] == -(-width // 16) * 16 >= width
+    assert torch.equal(padded["input_ids"][:, :width], plain["input_ids"])
+    assert torch.equal(padded["attention_mask"][:, :width], plain["attention_mask"])
+    assert not padded["attention_mask"][:, width:].any()
+    assert not padded["input_ids"][:, width:].any()

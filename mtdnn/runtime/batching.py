@@ -110,10 +110,14 @@ def holdout_rows(n: int, holdout: int, seed: int, task: str) -> np.ndarray:
     return np.sort(row_order(n, seed, task)[n - holdout :]) if holdout else np.arange(0)
 
 
-def collate(data: TaskData, rows: np.ndarray, pad_id: int = 0) -> dict[str, torch.Tensor]:
-    """Pad ``rows`` to their longest example: (B, T) ids, mask, token types, plus labels."""
+def collate(
+    data: TaskData, rows: np.ndarray, pad_id: int = 0, multiple: int = 1
+) -> dict[str, torch.Tensor]:
+    """Pad ``rows`` to their longest example, rounded up to ``multiple`` tokens: (B, T) ids, mask,
+    token types, plus labels. A multiple > 1 leaves fewer distinct batch shapes, and so fewer
+    distinct block sizes for glibc's heap to fragment over (see ``pad_to_multiple_of``)."""
     starts, lengths = data.offsets[rows], data.offsets[rows + 1] - data.offsets[rows]
-    width = int(lengths.max())
+    width = -(-int(lengths.max()) // multiple) * multiple
     cols = np.arange(width)
     mask = cols[None, :] < lengths[:, None]  # (B, T)
     flat = (starts[:, None] + cols[None, :])[mask]

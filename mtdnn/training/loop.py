@@ -166,7 +166,9 @@ def step_loss(run: Run, engine, task: str, rows: np.ndarray) -> torch.Tensor:
     data = run.train[task]
     batch = {
         k: v.to(run.device, non_blocking=True)
-        for k, v in collate(data, run.dist.shard(rows, data.groups)).items()
+        for k, v in collate(
+            data, run.dist.shard(rows, data.groups), multiple=run.cfg.pad_to_multiple_of
+        ).items()
     }
     labels, groups = batch.pop("labels"), batch.pop("groups", None)
     if data.task.type is TaskType.RANKING:
