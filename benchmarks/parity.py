@@ -26,6 +26,7 @@ Usage:
     python benchmarks/parity.py --budget baselines --json parity-baselines.json  # both baselines
     python benchmarks/parity.py --tasks rte,stsb --seeds 1 --max-train 64 --budget full  # smoke
     python benchmarks/parity.py --merge rte.json mrpc.json  # one report from split runs
+    python benchmarks/parity.py --budget default --tasks stsb --hf-order mtdnn  # HF on our batches
 
 One process per core at one thread each is the fastest way through the pairs on a CPU: split the
 tasks or seeds across processes (``--tasks rte --json rte.json`` beside ``--tasks mrpc,cola --json
