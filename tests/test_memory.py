@@ -22,19 +22,17 @@ def project(tmp_path_factory, glue_dir):
         yield made
 
 
+def rte_run(encoder, cfg, out):
+    """A run of ``cfg`` on the tiny project's RTE rows (max_len 64, seed 7)."""
+    return build_run([TASKS["rte"]], str(encoder), 64, cfg, 7, out)
+
+
 def test_gradient_checkpointing_recomputes_layers_and_trains_alike(project):
     root, encoder = project
     cfg = TINY.with_overrides(epochs=1, eval_each_epoch=False)
     losses, calls = {}, {}
     for on in (False, True):
-        run = build_run(
-            [TASKS["rte"]],
-            str(encoder),
-            64,
-            cfg.with_overrides(gradient_checkpointing=on),
-            7,
-            root / f"checkpointing-{on}",
-        )
+        run = rte_run(encoder, cfg.with_overrides(gradient_checkpointing=on), root / f"ckpt-{on}")
         # Inside the checkpointed layer: the recompute in backward calls it a second time.
         attention = run.model.encoder.encoder.layer[0].attention
         seen = []
@@ -71,13 +69,8 @@ def test_padding_to_a_multiple_changes_shapes_not_the_loss(project, tmp_path, gl
     cfg = TINY.with_overrides(epochs=1, eval_each_epoch=False, dropout=0.0)
     losses, widths = {}, {}
     for multiple in (1, 8):
-        run = build_run(
-            [TASKS["rte"]],
-            str(encoder),
-            64,
-            cfg.with_overrides(pad_to_multiple_of=multiple),
-            7,
-            tmp_path / f"pad-{multiple}",
+        run = rte_run(
+            encoder, cfg.with_overrides(pad_to_multiple_of=multiple), tmp_path / f"pad-{multiple}"
         )
         seen = widths.setdefault(multiple, [])
         run.model.encoder.embeddings.register_forward_pre_hook(
