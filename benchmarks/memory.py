@@ -151,6 +151,37 @@ def parse_knobs(pairs: list[str]) -> dict:
     return knobs
 
 
+def print_report(runs: list[dict], grid, knobs: dict) -> None:
+    """The runs' table, after the machine and the knobs."""
+    gb = 1e9
+    print(f"\n{common.machine()}\ntasks: {', '.join(grid.mtl_tasks)}; batch 32, max_len 128")
+    print(f"multi-task knobs: the profile's{''.join(f', {k}={v}' for k, v in knobs.items())}")
+    rows = [
+        [
+            f"{r['max_train']:,}/task" if r["max_train"] else "all",
+            f"{r['seconds']:.0f}",
+            f"{r['rss_after_startup'] / gb:.2f}",
+            f"{r['median_rss'] / gb:.2f}",
+            f"{r['peak_rss'] / gb:.2f}",
+            f"{r['peak_rss'] / gb / LIMIT_GB:.2f} of {LIMIT_GB} GB",
+        ]
+        for r in runs
+    ]
+    print(
+        common.table(
+            rows,
+            [
+                "rows",
+                "seconds",
+                "RSS at ~5 s (GB)",
+                "median RSS (GB)",
+                "peak RSS (GB)",
+                "vs target",
+            ],
+        )
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     common.common_args(p)
@@ -184,33 +215,7 @@ def main() -> None:
         prepare_all(grid, env)
         runs = [measure(grid, n, args.threads, env, knobs) for n in (args.max_train or [None])]
 
-    gb = 1e9
-    print(f"\n{common.machine()}\ntasks: {', '.join(grid.mtl_tasks)}; batch 32, max_len 128")
-    print(f"multi-task knobs: the profile's{''.join(f', {k}={v}' for k, v in knobs.items())}")
-    rows = [
-        [
-            f"{r['max_train']:,}/task" if r["max_train"] else "all",
-            f"{r['seconds']:.0f}",
-            f"{r['rss_after_startup'] / gb:.2f}",
-            f"{r['median_rss'] / gb:.2f}",
-            f"{r['peak_rss'] / gb:.2f}",
-            f"{r['peak_rss'] / gb / LIMIT_GB:.2f} of {LIMIT_GB} GB",
-        ]
-        for r in runs
-    ]
-    print(
-        common.table(
-            rows,
-            [
-                "rows",
-                "seconds",
-                "RSS at ~5 s (GB)",
-                "median RSS (GB)",
-                "peak RSS (GB)",
-                "vs target",
-            ],
-        )
-    )
+    print_report(runs, grid, knobs)
     if args.json:
         args.json.write_text(json.dumps(runs, indent=2))
 
