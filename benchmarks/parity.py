@@ -93,6 +93,7 @@ class Ours:
     dtype: torch.dtype | None  # autocast dtype; None: fp32
     device: torch.device
     head_bias: float | None  # a regression head's initial bias (None: classification)
+    batches: list[list[int]]  # row indices into ``train`` of every batch, in run order
 
 
 # ----------------------------------------------------------------------------- configs
@@ -223,10 +224,11 @@ def run_ours(
         {"epochs": run.cfg.epochs, "rows": len(run.train[spec.name]), "lr": run.cfg.lr}
         | {"head_bias": bias, "lrs": lrs},
     )
-    outcome.extra["batches"] = batches  # for --hf-order mtdnn; not written to --json
     shutil.rmtree(out, ignore_errors=True)
     pooling = run.meta["model_options"].get("pooling", "cls")
-    return Ours(outcome, run.train[spec.name], run.cfg, pooling, run.dtype, run.device, bias)
+    return Ours(
+        outcome, run.train[spec.name], run.cfg, pooling, run.dtype, run.device, bias, batches
+    )
 
 
 # ----------------------------------------------------------------------------- HF Trainer
@@ -336,8 +338,8 @@ def hf_trainer(
     "mtdnn" replaces HF's linear schedule by mtdnn's own lr sequence, update for update: a
     diagnostic that isolates the one known difference between the two (HF's warm-up starts at lr 0
     and reaches the peak an update or two later). ``order`` "mtdnn" makes HF train on mtdnn's
-    batches, the same rows in the same order (a diagnostic for the batch sampler: HF's
-    length grouping sorts a task of <= 50 batches whole, mtdnn's in at least four chunks)."""
+    batches, the same rows in the same order (a diagnostic for the batch sampler: HF's length
+    grouping runs each mega-batch's batches back to back, longest first; mtdnn shuffles them)."""
     from transformers import (
         AutoTokenizer,
         DataCollatorWithPadding,
@@ -368,7 +370,7 @@ def hf_trainer(
     if schedule == "mtdnn":
         follow_lrs(trainer, ours.outcome.extra["lrs"])
     if order == "mtdnn":
-        follow_batches(trainer, ours.outcome.extra["batches"])
+        follow_batches(trainer, ours.batches)
     return trainer
 
 
@@ -631,7 +633,6 @@ def run_budget(budget: str, args: argparse.Namespace, work: Path) -> dict:
         for seed in args.seeds:
             ours = run_ours(spec, cfg, seed, args, work, dev)
             theirs = run_hf(spec, ours, seed, args, work, dev)
-            ours.outcome.extra.pop("batches")  # thousands of indices: HF has used them
             outcomes += [ours.outcome, theirs]
             if theirs.steps != ours.outcome.steps:
                 print(f"  WARNING: HF took {theirs.steps} updates, mtdnn {ours.outcome.steps}")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mtdnn.runtime.batching import padded_width
 from mtdnn.training.loop import Callback
 
 import common
@@ -299,11 +300,6 @@ def ours_run(key: str, rs: list[Rows], encoder: str, max_len: int, out: Path):
     for r in rs:  # the same rows, in the same order, as every other contender
         assert np.array_equal(run.train[r.spec.name].ids, r.data.ids)
     return run
-
-
-def padded_width(lengths: np.ndarray, multiple: int) -> int:
-    """The width ``collate`` pads a batch of these lengths to."""
-    return -(-int(lengths.max()) // multiple) * multiple
 
 
 class FitClock(Callback):

@@ -110,6 +110,12 @@ def holdout_rows(n: int, holdout: int, seed: int, task: str) -> np.ndarray:
     return np.sort(row_order(n, seed, task)[n - holdout :]) if holdout else np.arange(0)
 
 
+def padded_width(lengths: np.ndarray, multiple: int = 1) -> int:
+    """The width a batch of rows of these ``lengths`` is padded to: the longest, rounded up to
+    ``multiple`` tokens."""
+    return -(-int(lengths.max()) // multiple) * multiple
+
+
 def collate(
     data: TaskData, rows: np.ndarray, pad_id: int = 0, multiple: int = 1
 ) -> dict[str, torch.Tensor]:
@@ -117,7 +123,7 @@ def collate(
     token types, plus labels. A multiple > 1 leaves fewer distinct batch shapes, and so fewer
     distinct block sizes for glibc's heap to fragment over (see ``pad_to_multiple_of``)."""
     starts, lengths = data.offsets[rows], data.offsets[rows + 1] - data.offsets[rows]
-    width = -(-int(lengths.max()) // multiple) * multiple
+    width = padded_width(lengths, multiple)
     cols = np.arange(width)
     mask = cols[None, :] < lengths[:, None]  # (B, T)
     flat = (starts[:, None] + cols[None, :])[mask]
